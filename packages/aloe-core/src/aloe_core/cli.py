@@ -1,0 +1,71 @@
+"""The `aloe` command.
+
+Each workspace package contributes its command group through the ``aloe.cli`` entry-point group
+(``data``, ``train``, ``infer``, ``demo``); aloe-core itself provides ``model``. This keeps imports
+acyclic (core never imports the packages above it) and lets a machine that installs only some packages
+get only their commands.
+
+Errors a user can cause (:class:`~aloe_core.errors.AloeError`, bad usage) print one line and exit 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from importlib.metadata import entry_points
+
+import click
+import typer
+
+from aloe_core.errors import AloeError
+
+HELP = """aloe: the Aloe recipe for open healthcare LLMs as distributed software.
+
+Curate medical and general instruction data on Ray Data (clean, deduplicate, decontaminate, score,
+template, generate chain-of-thought with vLLM), train with Ray Train + FSDP2 (SFT, DPO), merge models
+and evaluate. Set RAY_ADDRESS to use a cluster; otherwise a local Ray is started.
+"""
+
+GROUP_ORDER = ("data", "train", "infer", "model", "demo")
+
+
+def build_app() -> typer.Typer:
+    """The root typer app with every installed package's group mounted."""
+    app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+    from aloe_core.model_cli import app as model_app
+
+    mounted = {"model": model_app}
+    for ep in entry_points(group="aloe.cli"):
+        mounted[ep.name] = ep.load()
+    for name in sorted(mounted, key=lambda n: (GROUP_ORDER.index(n) if n in GROUP_ORDER else 99, n)):
+        target = mounted[name]
+        if isinstance(target, typer.Typer):
+            app.add_typer(target, name=name)
+        else:
+            app.command(name=name)(target)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `aloe` script."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    command = typer.main.get_command(build_app())
+    try:
+        command.main(args=argv, prog_name="aloe", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        print("aloe: aborted", file=sys.stderr)
+        sys.exit(130)
+    except click.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        print(f"aloe: error: {exc.format_message()}{hint}", file=sys.stderr)
+        sys.exit(2)
+    except AloeError as exc:
+        print(f"aloe: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""One way to get a Ray cluster, used by every command and by the test suite.
+
+If ``RAY_ADDRESS`` is set (a job submitted with ``ray job submit`` has it, and users on a cluster export
+it), connect to that cluster; otherwise start an embedded local Ray sized for this machine. Calling
+:func:`ensure_ray` when Ray is already initialised is a no-op, so library code can call it freely.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import ray
+
+logger = logging.getLogger(__name__)
+
+
+def ensure_ray(num_cpus: int | None = None, *, log_to_driver: bool = True) -> dict[str, float]:
+    """Initialise Ray once and return the cluster's resources.
+
+    Args:
+        num_cpus: CPUs for an embedded local Ray (ignored when connecting to ``RAY_ADDRESS``); default:
+            all of this machine's cores.
+        log_to_driver: forward worker logs to this process (off in tests to keep output readable).
+    """
+    if not ray.is_initialized():
+        address = os.environ.get("RAY_ADDRESS")
+        if address:
+            logger.info("connecting to the Ray cluster at RAY_ADDRESS")
+            ray.init(address=address, log_to_driver=log_to_driver)
+        else:
+            ray.init(
+                num_cpus=num_cpus or os.cpu_count() or 1,
+                include_dashboard=False,
+                log_to_driver=log_to_driver,
+                # The embedded cluster binds to loopback only; a real cluster is configured by its operator.
+                _node_ip_address="127.0.0.1",
+            )
+        _quiet_ray_data()
+    return ray.cluster_resources()
+
+
+def _quiet_ray_data() -> None:
+    """Keep Ray Data's progress bars but drop its per-operator verbose stats on every run."""
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ctx.verbose_stats_logs = False

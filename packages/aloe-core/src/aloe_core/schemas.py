@@ -1,0 +1,202 @@
+"""The three record kinds aloe moves between stages, as Arrow schemas, plus ids and validation.
+
+* ``sft``: a conversation to train on. ``messages`` is a list of {role, content}; MCQA-derived rows also
+  keep the structured item in ``mcqa`` so later stages (templating, chain-of-thought generation,
+  decontamination) can use question, options and answer without parsing prose.
+* ``mcqa``: a multiple-choice item (benchmarks, example pools).
+* ``preference``: a prompt (messages) with a chosen and a rejected assistant answer.
+
+Every kind carries ``meta``: a JSON object serialised to a string (provenance, scores, template id...),
+kept as a string so that stages can add keys without changing the Arrow schema.
+
+Ids are derived from content (plus where the row came from), so that the same input always yields the
+same ids, run after run and machine after machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+import pyarrow as pa
+
+RecordKind = Literal["sft", "mcqa", "preference"]
+ROLES = ("system", "user", "assistant")
+
+MESSAGE = pa.struct([pa.field("role", pa.string()), pa.field("content", pa.string())])
+MESSAGES = pa.list_(MESSAGE)
+OPTION = pa.struct([pa.field("letter", pa.string()), pa.field("text", pa.string())])
+OPTIONS = pa.list_(OPTION)
+
+_MCQA_ITEM_FIELDS = [
+    pa.field("question", pa.string(), nullable=False),
+    pa.field("options", OPTIONS, nullable=False),
+    pa.field("answer", pa.string(), nullable=False),
+    pa.field("context", pa.string()),
+    pa.field("explanation", pa.string()),
+]
+MCQA_ITEM = pa.struct(_MCQA_ITEM_FIELDS)
+
+SFT_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("messages", MESSAGES, nullable=False),
+        pa.field("mcqa", MCQA_ITEM),
+        pa.field("meta", pa.string(), nullable=False),
+    ]
+)
+MCQA_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        *_MCQA_ITEM_FIELDS,
+        pa.field("meta", pa.string(), nullable=False),
+    ]
+)
+PREFERENCE_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("prompt", MESSAGES, nullable=False),
+        pa.field("chosen", pa.string(), nullable=False),
+        pa.field("rejected", pa.string(), nullable=False),
+        pa.field("meta", pa.string(), nullable=False),
+    ]
+)
+SCHEMAS: dict[str, pa.Schema] = {"sft": SFT_SCHEMA, "mcqa": MCQA_SCHEMA, "preference": PREFERENCE_SCHEMA}
+
+
+class SchemaError(ValueError):
+    """A table or row does not match its record kind."""
+
+
+def schema_for(kind: str) -> pa.Schema:
+    """The Arrow schema of a record kind; raises :class:`SchemaError` for an unknown kind."""
+    try:
+        return SCHEMAS[kind]
+    except KeyError:
+        raise SchemaError(f"unknown record kind {kind!r}; expected one of {sorted(SCHEMAS)}") from None
+
+
+def stable_id(*parts: Any) -> str:
+    """A 20-hex-digit id from the given parts (strings, or JSON-serialisable values).
+
+    Parts are serialised canonically (sorted keys, no whitespace) so dict ordering never changes an id.
+    """
+    hasher = hashlib.sha256()
+    for part in parts:
+        text = part if isinstance(part, str) else json.dumps(part, sort_keys=True, separators=(",", ":"))
+        hasher.update(text.encode("utf-8"))
+        hasher.update(b"\x1f")
+    return hasher.hexdigest()[:20]
+
+
+def record_id(kind: str, source: str, content: Mapping[str, Any], locator: str = "") -> str:
+    """Id of a record: its kind, source, content and (to keep repeated rows distinct) its locator."""
+    return stable_id(kind, source, dict(content), locator)
+
+
+def dumps_meta(meta: Mapping[str, Any]) -> str:
+    """Serialise ``meta`` canonically so identical metadata gives identical bytes in Parquet."""
+    return json.dumps(dict(meta), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def loads_meta(text: str | None) -> dict[str, Any]:
+    return json.loads(text) if text else {}
+
+
+def options_to_list(options: Mapping[str, str] | Iterable[Mapping[str, str]]) -> list[dict[str, str]]:
+    """Normalise {letter: text} or [{letter, text}] to the ordered list form used in Arrow."""
+    if isinstance(options, Mapping):
+        return [{"letter": str(k), "text": "" if v is None else str(v)} for k, v in options.items()]
+    return [{"letter": str(o["letter"]), "text": str(o["text"])} for o in options]
+
+
+def _message_problems(messages: Any, field: str) -> list[str]:
+    if not isinstance(messages, list) or not messages:
+        return [f"{field}: must be a non-empty list of {{role, content}}"]
+    problems = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            problems.append(f"{field}[{i}]: must be an object with role and content")
+            continue
+        if message.get("role") not in ROLES:
+            problems.append(f"{field}[{i}].role: must be one of {list(ROLES)}, got {message.get('role')!r}")
+        if not isinstance(message.get("content"), str):
+            problems.append(f"{field}[{i}].content: must be a string")
+    return problems
+
+
+def _mcqa_item_problems(item: Mapping[str, Any], prefix: str = "") -> list[str]:
+    problems = []
+    if not isinstance(item.get("question"), str) or not item["question"].strip():
+        problems.append(f"{prefix}question: must be a non-empty string")
+    options = item.get("options")
+    if not isinstance(options, list) or len(options) < 2:
+        problems.append(f"{prefix}options: must list at least two options")
+        return problems
+    letters = [o.get("letter") for o in options if isinstance(o, Mapping)]
+    if len(set(letters)) != len(options):
+        problems.append(f"{prefix}options: letters must be unique")
+    if item.get("answer") not in letters:
+        problems.append(f"{prefix}answer: {item.get('answer')!r} is not one of the option letters {letters}")
+    return problems
+
+
+def row_problems(row: Mapping[str, Any], kind: str) -> list[str]:
+    """Everything wrong with one row of ``kind`` (empty list = valid). Messages name the field path."""
+    schema = schema_for(kind)
+    problems = [
+        f"{f.name}: required field is missing"
+        for f in schema
+        if not f.nullable and (f.name not in row or row[f.name] is None)
+    ]
+    if problems:
+        return problems
+    if kind == "sft":
+        problems += _message_problems(row["messages"], "messages")
+        if not problems and row["messages"][-1]["role"] != "assistant":
+            problems.append("messages: last message must be from the assistant")
+        if row.get("mcqa") is not None:
+            problems += _mcqa_item_problems(row["mcqa"], "mcqa.")
+    elif kind == "mcqa":
+        problems += _mcqa_item_problems(row)
+    elif kind == "preference":
+        problems += _message_problems(row["prompt"], "prompt")
+        for field in ("chosen", "rejected"):
+            if not isinstance(row[field], str) or not row[field].strip():
+                problems.append(f"{field}: must be a non-empty string")
+    return problems
+
+
+def validate_table(table: pa.Table, kind: str) -> pa.Table:
+    """Check ``table`` against the schema of ``kind`` and return it cast to exactly that schema.
+
+    Raises:
+        SchemaError: a column is missing or cannot be cast; the message names the column.
+    """
+    schema = schema_for(kind)
+    missing = [name for name in schema.names if name not in table.column_names]
+    if missing:
+        raise SchemaError(f"{kind} table is missing columns {missing}")
+    extra = [name for name in table.column_names if name not in schema.names]
+    if extra:
+        raise SchemaError(f"{kind} table has unexpected columns {extra}")
+    table = table.select(schema.names)
+    try:
+        return table.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        raise SchemaError(f"{kind} table does not match its schema: {exc}") from None
+
+
+def to_table(rows: list[Mapping[str, Any]], kind: str) -> pa.Table:
+    """Build a table of ``kind`` from Python rows (after checking each with :func:`row_problems`)."""
+    for i, row in enumerate(rows):
+        problems = row_problems(row, kind)
+        if problems:
+            raise SchemaError(f"row {i}: " + "; ".join(problems))
+    return pa.Table.from_pylist([dict(r) for r in rows], schema=schema_for(kind))

@@ -1,0 +1,125 @@
+"""`aloe data ...`: the whole pipeline (`run`) and each stage on its own.
+
+Command modules import Ray, pyarrow and the stages lazily, inside the commands, so `aloe --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="Curate data on Ray Data: run a whole pipeline from a YAML config, or one stage on Parquet shards.",
+    no_args_is_help=True,
+)
+
+InputOpt = Annotated[str, typer.Option("--input", "-i", help="Parquet shards: a folder (e.g. a stage's output), file or glob.")]
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Folder to write part-*.parquet, _dropped/ and manifest.json.")]
+CpusOpt = Annotated[int | None, typer.Option("--num-cpus", help="CPUs for a local Ray (ignored with RAY_ADDRESS).")]
+ShardOpt = Annotated[int, typer.Option("--shard-rows", help="Rows per output Parquet file at most.")]
+
+
+def _print_entry(entry: dict) -> None:
+    dropped = ", ".join(f"{k}={v}" for k, v in entry["dropped"].items()) or "none"
+    typer.echo(
+        f"{entry['stage']}: {entry['rows_in']} in -> {entry['rows_out']} out; dropped: {dropped}; "
+        f"{len(entry['files'])} files; {entry['seconds']:.1f}s"
+    )
+
+
+def _run_one(stage, input_path: str, output: Path, shard_rows: int, num_cpus: int | None) -> None:
+    from aloe_data.pipeline.config import OutputConfig
+    from aloe_data.pipeline.single import run_stage_on_files
+
+    entry = run_stage_on_files(stage, input_path, output, OutputConfig(shard_rows=shard_rows), num_cpus)
+    _print_entry(entry)
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="Pipeline YAML (see configs/data/).")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder; rerunning into it resumes.")],
+) -> None:
+    """Run (or resume) a whole pipeline: ingest, then the configured stages, then the report."""
+    from aloe_core.config import load_config
+    from aloe_data.pipeline.config import PipelineConfig
+    from aloe_data.pipeline.report import write_report
+    from aloe_data.pipeline.runner import run_pipeline
+
+    pipeline = load_config(PipelineConfig, config)
+    manifest = run_pipeline(pipeline, out, config_source=str(config), after_stage=lambda _d, e: _print_entry(e))
+    if pipeline.report:
+        paths = write_report(out, manifest)
+        typer.echo(f"report: {paths['html']}")
+
+
+@app.command()
+def sample(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the source files and ground_truth.json.")],
+    rows: Annotated[int, typer.Option("--rows", min=1, help="Rows in total across all files.")] = 5000,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same bytes.")] = 0,
+) -> None:
+    """Write the embedded synthetic medical corpus (with planted defects and their ground truth)."""
+    from aloe_core.corpus import write_sample
+
+    summary = write_sample(out, rows=rows, seed=seed)
+    typer.echo(f"wrote {sum(summary['files'].values())} rows in {len(summary['files'])} files to {out}")
+
+
+@app.command()
+def ingest(
+    input: Annotated[str, typer.Option("--input", "-i", help="Source file, folder or glob.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="Record layout: prompt_engine_mcqa, medmcqa, medqa, pubmedqa, openai_chat, sharegpt, alpaca, preference.")],
+    output: OutputOpt,
+    name: Annotated[str | None, typer.Option("--name", help="Source name recorded on rows (default: the format).")] = None,
+    kind: Annotated[str, typer.Option("--kind", help="Record kind to produce: sft or preference.")] = "sft",
+    shard_rows: ShardOpt = 100_000,
+    num_cpus: CpusOpt = None,
+) -> None:
+    """Read one source into record shards; malformed rows go to _dropped/ with file, row and reason."""
+    from aloe_core.config import validate_config
+    from aloe_data.pipeline.config import OutputConfig, PipelineConfig
+    from aloe_data.pipeline.runner import run_pipeline
+
+    pipeline = validate_config(
+        PipelineConfig,
+        {"kind": kind, "sources": [{"name": name or format, "format": format, "path": input}],
+         "output": OutputConfig(shard_rows=shard_rows).model_dump(), "num_cpus": num_cpus, "report": False},
+        "command line",
+    )
+    manifest = run_pipeline(pipeline, output)
+    _print_entry(next(iter(manifest.stages.values())))
+
+
+@app.command()
+def clean(
+    input: InputOpt,
+    output: OutputOpt,
+    pii_action: Annotated[str, typer.Option(help="mask, remove, drop or keep emails, phone numbers and URLs.")] = "mask",
+    languages: Annotated[str, typer.Option(help="Comma-separated ISO 639-1 codes to keep ('' keeps all).")] = "en",
+    min_answer_chars: Annotated[int, typer.Option(help="Drop answers with fewer non-space characters.")] = 3,
+    max_chars: Annotated[int, typer.Option(help="Drop rows with more characters in total.")] = 20_000,
+    shard_rows: ShardOpt = 100_000,
+    num_cpus: CpusOpt = None,
+) -> None:
+    """Normalise text, scrub PII, drop empty/short/too-long/non-English/question-repeating rows."""
+    from aloe_core.config import validate_config
+    from aloe_data.stages.clean import CleanConfig, CleanStage
+
+    config = validate_config(
+        CleanConfig,
+        {"pii_action": pii_action, "languages": [c for c in languages.split(",") if c],
+         "min_answer_chars": min_answer_chars, "max_chars": max_chars},
+        "command line",
+    )
+    _run_one(CleanStage(config), input, output, shard_rows, num_cpus)
+
+
+@app.command("exact-dedup")
+def exact_dedup(input: InputOpt, output: OutputOpt, shard_rows: ShardOpt = 100_000, num_cpus: CpusOpt = None) -> None:
+    """Drop rows whose normalised content repeats another's (keeps the longest answer, then smallest id)."""
+    from aloe_data.stages.exact_dedup import ExactDedupConfig, ExactDedupStage
+
+    _run_one(ExactDedupStage(ExactDedupConfig()), input, output, shard_rows, num_cpus)

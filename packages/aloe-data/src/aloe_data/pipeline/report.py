@@ -1,0 +1,149 @@
+"""The run report: ``report.json`` for machines and ``report.html`` for people.
+
+It shows the funnel (rows per stage and why rows were dropped), and the distribution of text lengths per
+source in the final output, computed as a Ray Data aggregation (bins are counted on the workers, so the
+report costs the same at any scale).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import ray.data
+
+from aloe_data.pipeline.manifest import Manifest, atomic_write_text
+
+# Length bins on a log scale: 0-15, 16-31, ... up to 2^20 characters.
+_BIN_EDGES = [0] + [2**k for k in range(4, 21)]
+
+
+def _length_bins(table: pa.Table) -> pa.Table:
+    rows = table.to_pylist()
+    bins = []
+    for row in rows:
+        messages = row.get("messages") or row.get("prompt") or []
+        length = sum(len(m["content"]) for m in messages) + len(row.get("chosen") or "")
+        bins.append(min(int(math.log2(length)) - 3, len(_BIN_EDGES) - 1) if length >= 16 else 0)
+    return pa.table({"source": [r["source"] for r in rows], "bin": pa.array(bins, pa.int32())})
+
+
+def length_histograms(ds: ray.data.Dataset) -> dict[str, dict[int, int]]:
+    """{source: {bin_index: rows}} for the rows of ``ds``."""
+    counts = ds.map_batches(_length_bins, batch_format="pyarrow").groupby(["source", "bin"]).count()
+    result: dict[str, dict[int, int]] = {}
+    for row in counts.take_all():
+        result.setdefault(row["source"], {})[int(row["bin"])] = int(row["count()"])
+    return {source: dict(sorted(bins.items())) for source, bins in sorted(result.items())}
+
+
+def build_report(out_dir: Path, manifest: Manifest) -> dict[str, Any]:
+    stages = list(manifest.stages.values())
+    funnel = [
+        {"stage": s["stage"], "rows_in": s["rows_in"], "rows_out": s["rows_out"], "dropped": s["dropped"], "seconds": s["seconds"]}
+        for s in stages
+    ]
+    histograms: dict[str, Any] = {}
+    if stages and stages[-1]["files"]:
+        final = stages[-1]
+        paths = [str(out_dir / final["stage"] / name) for name in sorted(final["files"])]
+        histograms = length_histograms(ray.data.read_parquet(paths))
+    return {
+        "kind": manifest.data.get("kind"),
+        "config_source": manifest.data.get("config_source"),
+        "funnel": funnel,
+        "rows_in": funnel[0]["rows_in"] if funnel else 0,
+        "rows_out": funnel[-1]["rows_out"] if funnel else 0,
+        "length_bin_edges": _BIN_EDGES,
+        "length_histograms": histograms,
+    }
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _funnel_plot(report: dict[str, Any]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    funnel = report["funnel"]
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(funnel) + 1.2))
+    names = [f["stage"] for f in funnel][::-1]
+    ax.barh(names, [f["rows_out"] for f in funnel][::-1], color="#4c8c4a", label="kept")
+    ax.barh(names, [sum(f["dropped"].values()) for f in funnel][::-1], left=[f["rows_out"] for f in funnel][::-1],
+            color="#d9822b", label="dropped")
+    ax.set_xlabel("rows")
+    ax.legend(loc="lower right")
+    ax.set_title("Rows per stage")
+    png = _png(fig)
+    plt.close(fig)
+    return png
+
+
+def _length_plot(report: dict[str, Any]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    edges = report["length_bin_edges"]
+    for source, bins in report["length_histograms"].items():
+        xs = sorted(int(b) for b in bins)
+        ax.plot([edges[x] if x < len(edges) else edges[-1] for x in xs], [bins[x] for x in xs], marker="o", label=source)
+    ax.set_xscale("symlog")
+    ax.set_xlabel("characters per row (bin start)")
+    ax.set_ylabel("rows")
+    ax.set_title("Text length per source (final output)")
+    if report["length_histograms"]:
+        ax.legend(fontsize="small")
+    png = _png(fig)
+    plt.close(fig)
+    return png
+
+
+def _html(report: dict[str, Any]) -> str:
+    rows = []
+    for f in report["funnel"]:
+        dropped = ", ".join(f"{html.escape(k)}: {v}" for k, v in f["dropped"].items()) or "none"
+        rows.append(
+            f"<tr><td>{html.escape(f['stage'])}</td><td>{f['rows_in']}</td><td>{f['rows_out']}</td>"
+            f"<td>{dropped}</td><td>{f['seconds']:.1f}</td></tr>"
+        )
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>aloe data run report</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:6px;text-align:left}}
+th{{background:#f4f4f4}}</style></head><body>
+<h1>aloe data run</h1>
+<p>{report['rows_in']} rows in, {report['rows_out']} rows out ({html.escape(str(report['kind']))} records;
+config {html.escape(str(report['config_source'] or '-'))}).</p>
+<h2>Funnel</h2>
+<table><tr><th>stage</th><th>rows in</th><th>rows out</th><th>dropped (reason: rows)</th><th>seconds</th></tr>
+{''.join(rows)}</table>
+<p><img alt="rows per stage" src="data:image/png;base64,{_funnel_plot(report)}"></p>
+<h2>Lengths</h2>
+<p><img alt="length histograms" src="data:image/png;base64,{_length_plot(report)}"></p>
+</body></html>
+"""
+
+
+def write_report(out_dir: Path, manifest: Manifest) -> dict[str, Path]:
+    """Write ``report.json`` and ``report.html`` into ``out_dir`` (atomically) and return their paths."""
+    out_dir = Path(out_dir)
+    report = build_report(out_dir, manifest)
+    paths = {"json": out_dir / "report.json", "html": out_dir / "report.html"}
+    atomic_write_text(paths["json"], json.dumps(report, indent=2) + "\n")
+    atomic_write_text(paths["html"], _html(report))
+    return paths

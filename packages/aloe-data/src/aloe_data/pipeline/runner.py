@@ -1,0 +1,152 @@
+"""Running a pipeline: each stage in order, written atomically, skipped on rerun when unchanged.
+
+Resume rule: stage *i* is skipped when the manifest holds an entry for its directory whose ``key`` equals
+hash(stage *i*'s config, stage *i-1*'s key, aloe-data's version) and its files exist. Changing one stage's
+config therefore reruns that stage and every later one; a run killed mid-way restarts at the first stage
+without a finished entry. A stage writes into ``.<dir>.tmp`` and is renamed into place before its manifest
+entry is recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ray.data
+
+from aloe_core.config import config_hash
+from aloe_core.ray_session import ensure_ray
+from aloe_data import __version__
+from aloe_data.pipeline.config import OutputConfig, PipelineConfig
+from aloe_data.pipeline.manifest import Manifest
+from aloe_data.pipeline.stage import StageContext
+from aloe_data.pipeline.writer import StageSink, merge_results
+from aloe_data.sources import check_sources, read_sources
+from aloe_data.stages import build_stage
+
+logger = logging.getLogger("aloe.data")
+
+
+class InvariantError(RuntimeError):
+    """A stage lost or invented rows: rows_in != rows_out + dropped. Always a bug, never user error."""
+
+
+def read_stage_output(out_dir: Path, stage_dir: str, entry: dict[str, Any]) -> ray.data.Dataset:
+    """The kept rows of a finished stage, in file-name order (which is the order they were written)."""
+    paths = [str(out_dir / stage_dir / name) for name in sorted(entry["files"])]
+    if not paths:
+        return ray.data.from_items([])
+    return ray.data.read_parquet(paths, shuffle=None)
+
+
+def write_stage(ds: ray.data.Dataset, target: Path, kind: str, output: OutputConfig) -> dict[str, Any]:
+    """Write an annotated Dataset as shards into ``target`` (built in a temp sibling, then renamed);
+    returns the merged per-file results."""
+    tmp = target.parent / f".{target.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    sink = StageSink(tmp, kind, output.shard_rows, output.shard_bytes)
+    ds.write_datasink(sink)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.mkdir(parents=True, exist_ok=True)
+    tmp.rename(target)
+    return merge_results(sink.results)
+
+
+def run_pipeline(
+    config: PipelineConfig,
+    out_dir: Path,
+    *,
+    config_source: str = "",
+    after_stage: Callable[[str, dict[str, Any]], None] | None = None,
+) -> Manifest:
+    """Run (or resume) the pipeline into ``out_dir`` and return its manifest.
+
+    ``after_stage(stage_dir, entry)`` is called after each stage's entry is recorded (progress display).
+    """
+    check_sources(config.sources, config.kind)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    resources = ensure_ray(config.num_cpus)
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    num_cpus = int(resources.get("CPU", 1))
+    manifest = Manifest.load(out_dir)
+    manifest.data.update({"kind": config.kind, "config": config.model_dump(mode="json"), "config_source": config_source})
+    stage_dirs = config.stage_dirs()
+    key = config_hash({"kind": config.kind, "sources": [s.model_dump(mode="json") for s in config.sources], "v": __version__})
+    rows_in: int | None = None
+    ds: ray.data.Dataset | None = None
+    for index, stage_dir in enumerate(stage_dirs):
+        if index > 0:
+            stage_config = config.stages[index - 1]
+            key = config_hash({"stage": stage_config.model_dump(mode="json"), "upstream": key, "v": __version__})
+        entry = manifest.finished(stage_dir, key)
+        if entry is not None:
+            logger.info("%s: finished earlier, skipped (%d rows)", stage_dir, entry["rows_out"])
+        else:
+            manifest.forget_from(stage_dir)
+            manifest.save()
+            ctx = StageContext(config.kind, out_dir, stage_dir, num_cpus)
+            started = time.perf_counter()
+            if index == 0:
+                annotated = read_sources(config.sources, config.kind)
+                stage_config_dump: dict[str, Any] = {"sources": [s.model_dump(mode="json") for s in config.sources]}
+            else:
+                annotated = build_stage(stage_config).apply(ds, ctx)
+                stage_config_dump = stage_config.model_dump(mode="json")
+            result = write_stage(annotated, out_dir / stage_dir, config.kind, config.output)
+            entry = stage_entry(stage_dir, key, rows_in, result, stage_config_dump, time.perf_counter() - started)
+            manifest.record(stage_dir, entry)
+            _log_entry(entry)
+        if after_stage is not None:
+            after_stage(stage_dir, entry)
+        rows_in = entry["rows_out"]
+        ds = read_stage_output(out_dir, stage_dir, entry)
+    _remove_stale(out_dir, stage_dirs, manifest)
+    manifest.save()
+    return manifest
+
+
+def stage_entry(stage_dir: str, key: str, rows_in: int | None, result: dict[str, Any], stage_config: dict, seconds: float) -> dict[str, Any]:
+    dropped_total = sum(result["dropped"].values())
+    if rows_in is None:  # ingest: every row read is either kept or quarantined
+        rows_in = result["rows_out"] + dropped_total
+    if rows_in != result["rows_out"] + dropped_total:
+        raise InvariantError(
+            f"{stage_dir}: rows_in {rows_in} != rows_out {result['rows_out']} + dropped {dropped_total}"
+        )
+    return {
+        "stage": stage_dir,
+        "key": key,
+        "rows_in": rows_in,
+        "rows_out": result["rows_out"],
+        "dropped": result["dropped"],
+        "files": result["files"],
+        "dropped_files": result["dropped_files"],
+        "config": stage_config,
+        "config_hash": config_hash(stage_config),
+        "code_version": __version__,
+        "seconds": round(seconds, 3),
+    }
+
+
+def _log_entry(entry: dict[str, Any]) -> None:
+    dropped = ", ".join(f"{k}={v}" for k, v in entry["dropped"].items()) or "none"
+    logger.info(
+        "%s: %d in -> %d out, dropped %s, %d files, %.1fs",
+        entry["stage"], entry["rows_in"], entry["rows_out"], dropped, len(entry["files"]), entry["seconds"],
+    )
+
+
+def _remove_stale(out_dir: Path, stage_dirs: list[str], manifest: Manifest) -> None:
+    """Stages no longer in the config (and temp dirs of killed runs) leave no files behind."""
+    for name in list(manifest.stages):
+        if name not in stage_dirs:
+            del manifest.stages[name]
+    for path in out_dir.iterdir():
+        stale_stage = path.is_dir() and path.name[:2].isdigit() and path.name not in stage_dirs
+        if stale_stage or (path.name.startswith(".") and path.name.endswith(".tmp")):
+            shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,79 @@
+"""What a pipeline stage is.
+
+A stage is a ``Dataset -> Dataset`` unit with a frozen config. It returns every input row, marking the
+rows it drops with ``drop_reason`` (see :mod:`aloe_data.pipeline.annotations`); the runner writes the
+result, checks the row invariant and records the manifest entry. Stages never write files themselves, so
+each one is also usable on its own (``aloe data <stage> --input --output``) and in tests.
+
+To add a stage: write a module in ``aloe_data/stages`` with a config class (``type: Literal["name"]``)
+and a :class:`Stage` subclass, and add the class to ``aloe_data.stages.STAGE_CLASSES``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import ray.data
+
+from aloe_core.config import StrictModel
+
+
+class StageConfig(StrictModel):
+    """Base of every stage config; subclasses narrow ``type`` to a Literal naming the stage."""
+
+    type: str
+    name: str | None = None  # directory name override, for two stages of one type in a run
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage may know about the run it is part of."""
+
+    kind: str
+    out_dir: Path
+    stage_dir: str
+    num_cpus: int
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Stage(ABC):
+    """A ``Dataset -> Dataset`` step: annotate rows, never drop them (the writer does)."""
+
+    config_class: ClassVar[type[StageConfig]]
+
+    def __init__(self, config: StageConfig) -> None:
+        self.config = config
+
+    @classmethod
+    def type_name(cls) -> str:
+        return cls.config_class.model_fields["type"].default
+
+    @abstractmethod
+    def apply(self, ds: ray.data.Dataset, ctx: StageContext) -> ray.data.Dataset:
+        """Return ``ds`` with annotation columns; every input row must come out exactly once."""
+
+
+class BatchStage(Stage):
+    """A stage that looks at one batch at a time (no shuffle): implement :meth:`process`."""
+
+    batch_size: ClassVar[int] = 1024
+
+    @abstractmethod
+    def process(self, table: pa.Table, kind: str) -> pa.Table:
+        """Annotate one batch; must return the same number of rows."""
+
+    def apply(self, ds: ray.data.Dataset, ctx: StageContext) -> ray.data.Dataset:
+        kind = ctx.kind
+        process = self.process
+
+        def run(table: pa.Table) -> pa.Table:
+            out = process(table, kind)
+            if out.num_rows != table.num_rows:
+                raise AssertionError(f"{type(self).__name__} changed a batch from {table.num_rows} rows to {out.num_rows}")
+            return out
+
+        return ds.map_batches(run, batch_format="pyarrow", batch_size=self.batch_size)

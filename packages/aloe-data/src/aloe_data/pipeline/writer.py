@@ -1,0 +1,130 @@
+"""Writing a stage's annotated Dataset as Parquet shards: kept rows and dropped rows apart.
+
+Each Ray write task receives at least ``shard_rows`` rows (Ray buffers blocks for us through
+``min_rows_per_write``), splits them on ``drop_reason``, and writes
+
+* kept rows, cast to the record schema, as ``part-<task>-<seq>.parquet`` files of at most ``shard_rows``
+  rows (and about ``shard_bytes`` bytes, if set), and
+* dropped rows, with every annotation column, under ``_dropped/``.
+
+It returns the file names, sha256 and row counts, so the runner can check the row invariant and record a
+manifest without reading the files again. Files are written into the stage's temporary directory; the
+runner renames that directory into place only after the whole stage succeeded, so a shard is never seen
+half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from ray.data import Datasink
+from ray.data.block import BlockAccessor
+
+from aloe_core.schemas import schema_for
+from aloe_data.pipeline.annotations import DROP_REASON, annotated_schema
+
+DROPPED_DIR = "_dropped"
+# Parquet settings fixed here so the same rows always give the same bytes (resume is checked byte-wise).
+_PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True, "use_dictionary": True}
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write(table: pa.Table, path: Path) -> dict[str, Any]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, row_group_size=min(max(table.num_rows, 1), 10_000), **_PARQUET_OPTIONS)
+    return {"rows": table.num_rows, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+def _split_for_shards(table: pa.Table, shard_rows: int, shard_bytes: int | None) -> list[pa.Table]:
+    """Cut ``table`` into pieces of at most ``shard_rows`` rows and roughly ``shard_bytes`` bytes."""
+    rows = shard_rows
+    if shard_bytes and table.num_rows:
+        bytes_per_row = max(table.nbytes / table.num_rows, 1.0)
+        rows = max(1, min(rows, int(shard_bytes // bytes_per_row)))
+    return [table.slice(start, rows) for start in range(0, table.num_rows, rows)] or []
+
+
+def _cast_known_columns(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Give record and annotation columns their declared types (a column of all nulls is read as the
+    null type otherwise), so every ``_dropped`` file of a stage has the same schema."""
+    for i, name in enumerate(table.column_names):
+        if name in schema.names and table.schema.field(name).type != schema.field(name).type:
+            table = table.set_column(i, schema.field(name), table.column(name).cast(schema.field(name).type))
+    return table
+
+
+class StageSink(Datasink[dict[str, Any]]):
+    """Datasink that writes one stage's kept and dropped rows (see module docstring)."""
+
+    def __init__(self, directory: Path, kind: str, shard_rows: int, shard_bytes: int | None = None) -> None:
+        self.directory = Path(directory)
+        self.kind = kind
+        self.shard_rows = shard_rows
+        self.shard_bytes = shard_bytes
+        self.results: list[dict[str, Any]] = []
+
+    @property
+    def min_rows_per_write(self) -> int:
+        return self.shard_rows
+
+    def get_name(self) -> str:
+        return "StageShards"
+
+    def write(self, blocks: Iterable[Any], ctx: Any) -> dict[str, Any]:
+        tables = [BlockAccessor.for_block(block).to_arrow() for block in blocks]
+        tables = [t for t in tables if t.num_rows]
+        result: dict[str, Any] = {"files": {}, "dropped_files": {}, "rows_out": 0, "dropped": {}}
+        if not tables:
+            return result
+        table = pa.concat_tables(tables, promote_options="default")
+        is_dropped = pc.is_valid(table.column(DROP_REASON))
+        kept = table.filter(pc.invert(is_dropped))
+        dropped = table.filter(is_dropped)
+        record_schema = schema_for(self.kind)
+        kept = kept.select(record_schema.names).cast(record_schema)
+        for seq, piece in enumerate(_split_for_shards(kept, self.shard_rows, self.shard_bytes)):
+            name = f"part-{ctx.task_idx:05d}-{seq:04d}.parquet"
+            result["files"][name] = _write(piece, self.directory / name)
+        if dropped.num_rows:
+            dropped = _cast_known_columns(dropped, annotated_schema(self.kind))
+            name = f"{DROPPED_DIR}/part-{ctx.task_idx:05d}.parquet"
+            result["dropped_files"][name] = _write(dropped, self.directory / name)
+        result["rows_out"] = kept.num_rows
+        result["dropped"] = dict(Counter(dropped.column(DROP_REASON).to_pylist()))
+        return result
+
+    def on_write_complete(self, write_result: Any) -> None:
+        self.results = [r for r in write_result.write_returns if r is not None]
+
+
+def merge_results(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sum the per-task results of a :class:`StageSink` into one stage summary."""
+    files: dict[str, Any] = {}
+    dropped_files: dict[str, Any] = {}
+    dropped: Counter[str] = Counter()
+    rows_out = 0
+    for result in results:
+        files.update(result["files"])
+        dropped_files.update(result["dropped_files"])
+        dropped.update(result["dropped"])
+        rows_out += result["rows_out"]
+    return {
+        "rows_out": rows_out,
+        "dropped": dict(sorted(dropped.items())),
+        "files": dict(sorted(files.items())),
+        "dropped_files": dict(sorted(dropped_files.items())),
+    }

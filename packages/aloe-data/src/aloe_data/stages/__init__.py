@@ -1,0 +1,25 @@
+"""The pipeline's stages. Order in a run is the order in the config; names say what each does."""
+
+from __future__ import annotations
+
+from typing import Annotated, Union
+
+from pydantic import Field
+
+from aloe_data.pipeline.stage import Stage
+from aloe_data.stages.clean import CleanStage
+from aloe_data.stages.exact_dedup import ExactDedupStage
+
+# Every stage class a config may name; add new stages here (see aloe_data.pipeline.stage).
+STAGE_CLASSES: list[type[Stage]] = [CleanStage, ExactDedupStage]
+STAGES: dict[str, type[Stage]] = {cls.type_name(): cls for cls in STAGE_CLASSES}
+
+StageConfigUnion = Annotated[
+    Union[tuple(cls.config_class for cls in STAGE_CLASSES)],  # noqa: UP007 (built at run time)
+    Field(discriminator="type"),
+]
+
+
+def build_stage(config) -> Stage:
+    """The stage object for one validated stage config."""
+    return STAGES[config.type](config)

@@ -1,0 +1,193 @@
+"""Cleaning: normalise text, scrub personal data, drop rows that are empty, too long, not in the
+wanted language, or whose answer only repeats the question.
+
+Each rule is one config field, and a dropped row's ``drop_reason`` is named after the rule that dropped it
+(``empty_answer``, ``min_answer_chars``, ``max_chars``, ``languages``, ``answer_repeats_question``,
+``pii``). Rows that were changed but kept record what changed in ``meta["clean"]`` (e.g.
+``{"pii_masked": ["email"]}``) so the report and tests can count them.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any, Literal
+
+import pyarrow as pa
+from pydantic import Field
+
+from aloe_core.schemas import dumps_meta, loads_meta
+from aloe_core.text import normalize_for_matching
+from aloe_data.pipeline.annotations import annotated_schema
+from aloe_data.pipeline.stage import BatchStage, StageConfig
+from aloe_data.stages.pii import PiiKind, find_pii, scrub_pii
+
+_INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff\u00ad]")  # zero-width characters and soft hyphens
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+_BLANK_LINES = re.compile(r"\n\s*\n(\s*\n)+")
+
+
+class CleanConfig(StageConfig):
+    type: Literal["clean"] = "clean"
+    # NFC keeps "m²" and "µg" as written; NFKC would turn them into "m2" and "μg".
+    unicode_form: Literal["NFC", "NFKC", "none"] = "NFC"
+    normalize_whitespace: bool = True
+    pii_kinds: tuple[PiiKind, ...] = ("email", "url", "phone")
+    pii_action: Literal["mask", "remove", "drop", "keep"] = "mask"
+    drop_empty_answers: bool = True
+    min_answer_chars: int = Field(3, ge=0)  # non-space characters in every assistant answer
+    max_chars: int = Field(20_000, gt=0)  # all text of the row
+    languages: tuple[str, ...] = ("en",)  # ISO 639-1; empty = keep every language
+    min_language_confidence: float = Field(0.5, ge=0, le=1)
+    drop_answer_repeats_question: bool = True
+
+
+def normalize_text(text: str, config: CleanConfig) -> str:
+    if config.unicode_form != "none":
+        text = unicodedata.normalize(config.unicode_form, text)
+    text = _CONTROL.sub("", _INVISIBLE.sub("", text))
+    if config.normalize_whitespace:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        text = "\n".join(_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+        text = _BLANK_LINES.sub("\n\n", text).strip()
+    return text
+
+
+def _map_texts(row: dict[str, Any], kind: str, fn: Callable[[str], str]) -> None:
+    """Apply ``fn`` to every free-text field of a record in place (messages, MCQA item, preference)."""
+    message_fields = ("messages",) if kind == "sft" else ("prompt",)
+    for field in message_fields:
+        for message in row.get(field) or []:
+            message["content"] = fn(message["content"])
+    if kind == "preference":
+        row["chosen"], row["rejected"] = fn(row["chosen"]), fn(row["rejected"])
+    item = row.get("mcqa") if kind == "sft" else None
+    if item:
+        for key in ("question", "context", "explanation"):
+            if item.get(key) is not None:
+                item[key] = fn(item[key])
+        for option in item["options"]:
+            option["text"] = fn(option["text"])
+
+
+def _answers(row: dict[str, Any], kind: str) -> list[str]:
+    if kind == "preference":
+        return [row["chosen"]]
+    return [m["content"] for m in row["messages"] if m["role"] == "assistant"]
+
+
+def _questions(row: dict[str, Any], kind: str) -> list[str]:
+    messages = row["messages"] if kind == "sft" else row["prompt"]
+    return [m["content"] for m in messages if m["role"] == "user"]
+
+
+def _all_text(row: dict[str, Any], kind: str) -> str:
+    messages = row["messages"] if kind == "sft" else row["prompt"]
+    parts = [m["content"] for m in messages]
+    if kind == "preference":
+        parts += [row["chosen"], row["rejected"]]
+    return "\n".join(parts)
+
+
+@lru_cache(maxsize=4)
+def _language_detector(languages: tuple[str, ...]):
+    """One lingua detector per worker process (built lazily; lingua loads its models on first use)."""
+    from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
+
+    wanted = [Language.from_iso_code_639_1(getattr(IsoCode639_1, code.upper())) for code in languages]
+    return LanguageDetectorBuilder.from_all_languages().with_low_accuracy_mode().build(), wanted
+
+
+def language_scores(texts: list[str], languages: tuple[str, ...]) -> list[float]:
+    """Confidence (0-1) that each text is in one of ``languages``, from lingua (offline models)."""
+    detector, wanted = _language_detector(languages)
+    sample = [t[:2000] for t in texts]
+    totals = [0.0] * len(texts)
+    for language in wanted:
+        for i, score in enumerate(detector.compute_language_confidence_in_parallel(sample, language)):
+            totals[i] += score
+    return totals
+
+
+class CleanStage(BatchStage):
+    """See module docstring."""
+
+    config_class = CleanConfig
+    config: CleanConfig
+
+    def _row_reason(self, row: dict[str, Any], kind: str) -> tuple[str | None, str | None]:
+        config = self.config
+        answers = _answers(row, kind)
+        if config.drop_empty_answers and any(not a.strip() for a in answers):
+            return "empty_answer", "an assistant answer is empty"
+        short = [a for a in answers if len("".join(a.split())) < config.min_answer_chars]
+        if short:
+            return "min_answer_chars", f"answer {short[0][:40]!r} has < {config.min_answer_chars} characters"
+        length = len(_all_text(row, kind))
+        if length > config.max_chars:
+            return "max_chars", f"{length} characters > {config.max_chars}"
+        if config.drop_answer_repeats_question:
+            questions = {normalize_for_matching(q) for q in _questions(row, kind)}
+            if any(normalize_for_matching(a) in questions for a in answers):
+                return "answer_repeats_question", "an answer repeats the question"
+        return None, None
+
+    def _scrub(self, row: dict[str, Any], kind: str) -> set[str]:
+        config = self.config
+        if config.pii_action == "keep" or not config.pii_kinds:
+            return set()
+        if config.pii_action == "drop":
+            return set(find_pii(_all_text(row, kind), config.pii_kinds))
+        hits: set[str] = set()
+
+        def scrub(text: str) -> str:
+            text, hit = scrub_pii(text, config.pii_kinds, config.pii_action)  # type: ignore[arg-type]
+            hits.update(hit)
+            return text
+
+        _map_texts(row, kind, scrub)
+        return hits
+
+    def process(self, table: pa.Table, kind: str) -> pa.Table:
+        rows = table.to_pylist()
+        reasons: list[str | None] = []
+        details: list[str | None] = []
+        for row in rows:
+            reason, detail = row.get("drop_reason"), row.get("drop_detail")
+            if reason is None:
+                _map_texts(row, kind, lambda text: normalize_text(text, self.config))
+                hits = self._scrub(row, kind)
+                if hits and self.config.pii_action == "drop":
+                    reason, detail = "pii", f"contains {sorted(hits)}"
+                elif hits:
+                    meta = loads_meta(row["meta"])
+                    meta.setdefault("clean", {})["pii_" + self.config.pii_action + "ed"] = sorted(hits)
+                    row["meta"] = dumps_meta(meta)
+                if reason is None:
+                    reason, detail = self._row_reason(row, kind)
+            reasons.append(reason)
+            details.append(detail)
+        self._language_filter(rows, kind, reasons, details)
+        for row, reason, detail in zip(rows, reasons, details, strict=True):
+            row["drop_reason"], row["drop_detail"] = reason, detail
+        return pa.Table.from_pylist(rows, schema=_output_schema(table, kind))
+
+    def _language_filter(self, rows: list[dict], kind: str, reasons: list, details: list) -> None:
+        if not self.config.languages:
+            return
+        todo = [i for i, r in enumerate(reasons) if r is None]
+        scores = language_scores([_all_text(rows[i], kind) for i in todo], self.config.languages)
+        for i, score in zip(todo, scores, strict=True):
+            if score < self.config.min_language_confidence:
+                reasons[i] = "languages"
+                details[i] = f"confidence {score:.3f} that the row is in {list(self.config.languages)}"
+
+
+def _output_schema(table: pa.Table, kind: str) -> pa.Schema:
+    """The input's columns with annotation columns guaranteed (so an all-kept batch still has them)."""
+    schema = annotated_schema(kind)
+    extra = [f for f in table.schema if f.name not in schema.names]
+    return pa.schema(list(schema) + extra)

@@ -1,0 +1,44 @@
+"""`aloe train ...`: training commands (SFT and DPO on Ray Train + FSDP2, merging) and their tools."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Train models: SFT and DPO on Ray Train with FSDP2, model merging.", no_args_is_help=True)
+
+
+@app.command("show-masking")
+def show_masking(
+    model: Annotated[Path, typer.Argument(help="Model folder whose tokenizer and chat template to use.")],
+    input: Annotated[str, typer.Option("--input", "-i", help="sft Parquet shards (folder or glob).")],
+    rows: Annotated[int, typer.Option(min=1, help="How many rows to show.")] = 1,
+) -> None:
+    """Show how rows are tokenized for training: [[trained tokens]] are assistant tokens, the rest is masked."""
+    import pyarrow.parquet as pq
+    from transformers import AutoTokenizer
+
+    from aloe_core.errors import InputError
+
+    files = sorted(glob.glob(str(Path(input) / "*.parquet")) if Path(input).is_dir() else glob.glob(input))
+    if not files:
+        raise InputError(f"{input}: no Parquet files found")
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    if tokenizer.chat_template is None or "{% generation %}" not in tokenizer.chat_template:
+        raise InputError(f"{model}: the chat template has no {{% generation %}} markers, so assistant tokens cannot be found")
+    table = pq.ParquetFile(files[0]).read_row_group(0).slice(0, rows)
+    for row in table.to_pylist():
+        encoded = tokenizer.apply_chat_template(
+            row["messages"], tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        )
+        ids, mask = encoded["input_ids"], encoded["assistant_masks"]
+        pieces, start = [], 0
+        for i in range(1, len(ids) + 1):
+            if i == len(ids) or mask[i] != mask[start]:
+                text = tokenizer.decode(ids[start:i])
+                pieces.append(f"[[{text}]]" if mask[start] else text)
+                start = i
+        typer.echo(f"--- {row['id']} ({sum(mask)}/{len(ids)} tokens trained)\n{''.join(pieces)}")

@@ -1,0 +1,79 @@
+"""Config loading: unknown keys, bounds and YAML errors name the file and the field path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import Field
+
+from aloe_core.config import StrictModel, config_hash, load_config
+from aloe_core.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Dedup(StrictModel):
+    threshold: float = Field(0.8, ge=0, le=1)
+
+
+class Stages(StrictModel):
+    dedup: Dedup = Dedup()
+
+
+class Run(StrictModel):
+    stages: Stages = Stages()
+    items: list[Dedup] = []
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_bound_error_names_file_and_field_path(tmp_path):
+    path = write(tmp_path, "stages:\n  dedup:\n    threshold: 1.5\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(Run, path)
+    assert str(info.value) == f"{path}: stages.dedup.threshold: must be <= 1.0"
+
+
+def test_unknown_key_is_rejected_with_its_path(tmp_path):
+    path = write(tmp_path, "stages:\n  dedup:\n    treshold: 0.5\n")
+    with pytest.raises(ConfigError, match=r"stages\.dedup\.treshold: unknown key"):
+        load_config(Run, path)
+
+
+def test_list_index_in_path(tmp_path):
+    path = write(tmp_path, "items:\n  - threshold: 0.1\n  - threshold: -1\n")
+    with pytest.raises(ConfigError, match=r"items\[1\]\.threshold: must be >= 0"):
+        load_config(Run, path)
+
+
+def test_yaml_syntax_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"not valid YAML \(line 3, column 1\)"):
+        load_config(Run, write(tmp_path, "stages:\n  dedup: [\n"))
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(Run, tmp_path / "nope.yaml")
+
+
+def test_valid_config_and_stable_hash(tmp_path):
+    run = load_config(Run, write(tmp_path, "stages: {dedup: {threshold: 0.7}}\n"))
+    assert run.stages.dedup.threshold == 0.7
+    assert config_hash(run) == config_hash(Run(stages=Stages(dedup=Dedup(threshold=0.7))))
+    assert config_hash(run) != config_hash(Run())
+
+
+def test_every_config_in_repo_loads():
+    """Every YAML under configs/ validates against the config class its folder names."""
+    from aloe_data.pipeline.config import PipelineConfig
+
+    classes = {"data": PipelineConfig}
+    files = sorted((REPO / "configs").rglob("*.yaml"))
+    assert files, "configs/ has no YAML files"
+    for path in files:
+        folder = path.relative_to(REPO / "configs").parts[0]
+        assert folder in classes, f"{path}: no config class registered for configs/{folder}/"
+        load_config(classes[folder], path)
+        assert path.read_text().startswith("#"), f"{path}: must start with a comment giving its command"
