@@ -23,7 +23,7 @@ class Stages(StrictModel):
 
 class Run(StrictModel):
     stages: Stages = Stages()
-    items: list[Dedup] = []
+    items: tuple[Dedup, ...] = ()
 
 
 def write(tmp_path: Path, text: str) -> Path:

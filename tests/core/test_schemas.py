@@ -23,8 +23,13 @@ def sft_row(**overrides):
         "source": "s",
         "task": "mcqa",
         "messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."}],
-        "mcqa": {"question": "Q?", "options": [{"letter": "A", "text": "a"}, {"letter": "B", "text": "b"}],
-                 "answer": "B", "context": None, "explanation": None},
+        "mcqa": {
+            "question": "Q?",
+            "options": [{"letter": "A", "text": "a"}, {"letter": "B", "text": "b"}],
+            "answer": "B",
+            "context": None,
+            "explanation": None,
+        },
         "meta": "{}",
     }
     row.update(overrides)
@@ -38,16 +43,29 @@ def test_valid_rows_build_a_table_with_the_exact_schema():
 
 
 def test_row_problems_name_the_field():
-    assert row_problems(sft_row(messages=[]), "sft") == ["messages: must be a non-empty list of {role, content}"]
+    assert row_problems(sft_row(messages=[]), "sft") == [
+        "messages: must be a non-empty list of {role, content}"
+    ]
     bad_role = sft_row(messages=[{"role": "bot", "content": "x"}])
     assert row_problems(bad_role, "sft")[0].startswith("messages[0].role: must be one of")
     last_user = sft_row(messages=[{"role": "user", "content": "x"}])
     assert row_problems(last_user, "sft") == ["messages: last message must be from the assistant"]
     wrong_answer = sft_row()
     wrong_answer["mcqa"]["answer"] = "E"
-    assert row_problems(wrong_answer, "sft") == ["mcqa.answer: 'E' is not one of the option letters ['A', 'B']"]
-    assert row_problems({"id": "1", "source": "s", "prompt": [{"role": "user", "content": "q"}],
-                         "chosen": " ", "rejected": "r", "meta": "{}"}, "preference") == ["chosen: must be a non-empty string"]
+    assert row_problems(wrong_answer, "sft") == [
+        "mcqa.answer: 'E' is not one of the option letters ['A', 'B']"
+    ]
+    assert row_problems(
+        {
+            "id": "1",
+            "source": "s",
+            "prompt": [{"role": "user", "content": "q"}],
+            "chosen": " ",
+            "rejected": "r",
+            "meta": "{}",
+        },
+        "preference",
+    ) == ["chosen: must be a non-empty string"]
     assert row_problems({"id": "1"}, "mcqa")[0] == "source: required field is missing"
 
 

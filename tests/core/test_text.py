@@ -18,10 +18,14 @@ def test_word_ngrams_short_and_empty():
 
 
 def test_mcqa_matching_text_ignores_option_order_and_answer():
-    a = {"mcqa": {"question": "Q", "options": [{"letter": "A", "text": "x"}, {"letter": "B", "text": "y"}]},
-         "messages": [{"role": "assistant", "content": "A"}]}
-    b = {"mcqa": {"question": "q.", "options": [{"letter": "A", "text": "Y"}, {"letter": "B", "text": "x"}]},
-         "messages": [{"role": "assistant", "content": "B"}]}
+    a = {
+        "mcqa": {"question": "Q", "options": [{"letter": "A", "text": "x"}, {"letter": "B", "text": "y"}]},
+        "messages": [{"role": "assistant", "content": "A"}],
+    }
+    b = {
+        "mcqa": {"question": "q.", "options": [{"letter": "A", "text": "Y"}, {"letter": "B", "text": "x"}]},
+        "messages": [{"role": "assistant", "content": "B"}],
+    }
     assert matching_text(a) == matching_text(b)
     chat = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
     assert matching_text(chat) == "hi\nyo"

@@ -48,7 +48,9 @@ def _short_message(error: dict[str, Any]) -> str:
     if kind == "missing":
         return "required field is missing"
     for bound, word in (("le", "<="), ("lt", "<"), ("ge", ">="), ("gt", ">")):
-        if bound in ctx and kind.endswith(("less_than_equal", "less_than", "greater_than_equal", "greater_than")):
+        if bound in ctx and kind.endswith(
+            ("less_than_equal", "less_than", "greater_than_equal", "greater_than")
+        ):
             return f"must be {word} {ctx[bound]}"
     return str(error.get("msg", "invalid value"))
 

@@ -15,9 +15,15 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-InputOpt = Annotated[str, typer.Option("--input", "-i", help="Parquet shards: a folder (e.g. a stage's output), file or glob.")]
-OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Folder to write part-*.parquet, _dropped/ and manifest.json.")]
-CpusOpt = Annotated[int | None, typer.Option("--num-cpus", help="CPUs for a local Ray (ignored with RAY_ADDRESS).")]
+InputOpt = Annotated[
+    str, typer.Option("--input", "-i", help="Parquet shards: a folder (e.g. a stage's output), file or glob.")
+]
+OutputOpt = Annotated[
+    Path, typer.Option("--output", "-o", help="Folder to write part-*.parquet, _dropped/ and manifest.json.")
+]
+CpusOpt = Annotated[
+    int | None, typer.Option("--num-cpus", help="CPUs for a local Ray (ignored with RAY_ADDRESS).")
+]
 ShardOpt = Annotated[int, typer.Option("--shard-rows", help="Rows per output Parquet file at most.")]
 
 
@@ -49,7 +55,9 @@ def run(
     from aloe_data.pipeline.runner import run_pipeline
 
     pipeline = load_config(PipelineConfig, config)
-    manifest = run_pipeline(pipeline, out, config_source=str(config), after_stage=lambda _d, e: _print_entry(e))
+    manifest = run_pipeline(
+        pipeline, out, config_source=str(config), after_stage=lambda _d, e: _print_entry(e)
+    )
     if pipeline.report:
         paths = write_report(out, manifest)
         typer.echo(f"report: {paths['html']}")
@@ -71,9 +79,19 @@ def sample(
 @app.command()
 def ingest(
     input: Annotated[str, typer.Option("--input", "-i", help="Source file, folder or glob.")],
-    format: Annotated[str, typer.Option("--format", "-f", help="Record layout: prompt_engine_mcqa, medmcqa, medqa, pubmedqa, openai_chat, sharegpt, alpaca, preference.")],
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Layout: prompt_engine_mcqa, medmcqa, medqa, pubmedqa, openai_chat, sharegpt, alpaca, "
+            "preference.",
+        ),
+    ],
     output: OutputOpt,
-    name: Annotated[str | None, typer.Option("--name", help="Source name recorded on rows (default: the format).")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Source name recorded on rows (default: the format).")
+    ] = None,
     kind: Annotated[str, typer.Option("--kind", help="Record kind to produce: sft or preference.")] = "sft",
     shard_rows: ShardOpt = 100_000,
     num_cpus: CpusOpt = None,
@@ -85,8 +103,13 @@ def ingest(
 
     pipeline = validate_config(
         PipelineConfig,
-        {"kind": kind, "sources": [{"name": name or format, "format": format, "path": input}],
-         "output": OutputConfig(shard_rows=shard_rows).model_dump(), "num_cpus": num_cpus, "report": False},
+        {
+            "kind": kind,
+            "sources": [{"name": name or format, "format": format, "path": input}],
+            "output": OutputConfig(shard_rows=shard_rows).model_dump(),
+            "num_cpus": num_cpus,
+            "report": False,
+        },
         "command line",
     )
     manifest = run_pipeline(pipeline, output)
@@ -97,8 +120,12 @@ def ingest(
 def clean(
     input: InputOpt,
     output: OutputOpt,
-    pii_action: Annotated[str, typer.Option(help="mask, remove, drop or keep emails, phone numbers and URLs.")] = "mask",
-    languages: Annotated[str, typer.Option(help="Comma-separated ISO 639-1 codes to keep ('' keeps all).")] = "en",
+    pii_action: Annotated[
+        str, typer.Option(help="mask, remove, drop or keep emails, phone numbers and URLs.")
+    ] = "mask",
+    languages: Annotated[
+        str, typer.Option(help="Comma-separated ISO 639-1 codes to keep ('' keeps all).")
+    ] = "en",
     min_answer_chars: Annotated[int, typer.Option(help="Drop answers with fewer non-space characters.")] = 3,
     max_chars: Annotated[int, typer.Option(help="Drop rows with more characters in total.")] = 20_000,
     shard_rows: ShardOpt = 100_000,
@@ -110,15 +137,21 @@ def clean(
 
     config = validate_config(
         CleanConfig,
-        {"pii_action": pii_action, "languages": [c for c in languages.split(",") if c],
-         "min_answer_chars": min_answer_chars, "max_chars": max_chars},
+        {
+            "pii_action": pii_action,
+            "languages": [c for c in languages.split(",") if c],
+            "min_answer_chars": min_answer_chars,
+            "max_chars": max_chars,
+        },
         "command line",
     )
     _run_one(CleanStage(config), input, output, shard_rows, num_cpus)
 
 
 @app.command("exact-dedup")
-def exact_dedup(input: InputOpt, output: OutputOpt, shard_rows: ShardOpt = 100_000, num_cpus: CpusOpt = None) -> None:
+def exact_dedup(
+    input: InputOpt, output: OutputOpt, shard_rows: ShardOpt = 100_000, num_cpus: CpusOpt = None
+) -> None:
     """Drop rows whose normalised content repeats another's (keeps the longest answer, then smallest id)."""
     from aloe_data.stages.exact_dedup import ExactDedupConfig, ExactDedupStage
 

@@ -37,13 +37,18 @@ def sample_pipeline(sample_dir: Path, kind: str = "sft", stages: list[dict] | No
 
 
 def demo_command(
-    out: Annotated[Path, typer.Option("--out", help="Folder for everything the demo makes.")] = Path("runs/demo"),
-    rows: Annotated[int, typer.Option("--rows", min=100, help="Rows of synthetic corpus to generate.")] = 3000,
+    out: Annotated[Path, typer.Option("--out", help="Folder for everything the demo makes.")] = Path(
+        "runs/demo"
+    ),
+    rows: Annotated[
+        int, typer.Option("--rows", min=100, help="Rows of synthetic corpus to generate.")
+    ] = 3000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Run the main job on the embedded corpus: sample data, then the data pipeline (sft + preference)."""
-    from aloe_core.config import validate_config
     from aloe_core.corpus import write_sample
+
+    from aloe_core.config import validate_config
     from aloe_data.pipeline.config import PipelineConfig
     from aloe_data.pipeline.report import write_report
     from aloe_data.pipeline.runner import run_pipeline

@@ -8,7 +8,9 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Train models: SFT and DPO on Ray Train with FSDP2, model merging.", no_args_is_help=True)
+app = typer.Typer(
+    help="Train models: SFT and DPO on Ray Train with FSDP2, model merging.", no_args_is_help=True
+)
 
 
 @app.command("show-masking")
@@ -17,7 +19,7 @@ def show_masking(
     input: Annotated[str, typer.Option("--input", "-i", help="sft Parquet shards (folder or glob).")],
     rows: Annotated[int, typer.Option(min=1, help="How many rows to show.")] = 1,
 ) -> None:
-    """Show how rows are tokenized for training: [[trained tokens]] are assistant tokens, the rest is masked."""
+    """Show rows as tokenized for training: [[trained]] tokens are the assistant's; the rest is masked."""
     import pyarrow.parquet as pq
     from transformers import AutoTokenizer
 
@@ -28,7 +30,10 @@ def show_masking(
         raise InputError(f"{input}: no Parquet files found")
     tokenizer = AutoTokenizer.from_pretrained(model)
     if tokenizer.chat_template is None or "{% generation %}" not in tokenizer.chat_template:
-        raise InputError(f"{model}: the chat template has no {{% generation %}} markers, so assistant tokens cannot be found")
+        raise InputError(
+            f"{model}: the chat template has no {{% generation %}} markers, "
+            "so assistant tokens cannot be found"
+        )
     table = pq.ParquetFile(files[0]).read_row_group(0).slice(0, rows)
     for row in table.to_pylist():
         encoded = tokenizer.apply_chat_template(

@@ -26,7 +26,9 @@ def annotated_schema(kind: str, extra: list[pa.Field] | None = None) -> pa.Schem
     return pa.schema(fields + list(extra or []))
 
 
-def with_annotations(table: pa.Table, reasons: list[str | None], details: list[str | None] | None = None) -> pa.Table:
+def with_annotations(
+    table: pa.Table, reasons: list[str | None], details: list[str | None] | None = None
+) -> pa.Table:
     """Set ``drop_reason``/``drop_detail`` on ``table``, keeping any reason a row already carries."""
     if DROP_REASON in table.column_names:
         previous = table.column(DROP_REASON).to_pylist()

@@ -46,7 +46,13 @@ def length_histograms(ds: ray.data.Dataset) -> dict[str, dict[int, int]]:
 def build_report(out_dir: Path, manifest: Manifest) -> dict[str, Any]:
     stages = list(manifest.stages.values())
     funnel = [
-        {"stage": s["stage"], "rows_in": s["rows_in"], "rows_out": s["rows_out"], "dropped": s["dropped"], "seconds": s["seconds"]}
+        {
+            "stage": s["stage"],
+            "rows_in": s["rows_in"],
+            "rows_out": s["rows_out"],
+            "dropped": s["dropped"],
+            "seconds": s["seconds"],
+        }
         for s in stages
     ]
     histograms: dict[str, Any] = {}
@@ -81,8 +87,13 @@ def _funnel_plot(report: dict[str, Any]) -> str:
     fig, ax = plt.subplots(figsize=(8, 0.6 * len(funnel) + 1.2))
     names = [f["stage"] for f in funnel][::-1]
     ax.barh(names, [f["rows_out"] for f in funnel][::-1], color="#4c8c4a", label="kept")
-    ax.barh(names, [sum(f["dropped"].values()) for f in funnel][::-1], left=[f["rows_out"] for f in funnel][::-1],
-            color="#d9822b", label="dropped")
+    ax.barh(
+        names,
+        [sum(f["dropped"].values()) for f in funnel][::-1],
+        left=[f["rows_out"] for f in funnel][::-1],
+        color="#d9822b",
+        label="dropped",
+    )
     ax.set_xlabel("rows")
     ax.legend(loc="lower right")
     ax.set_title("Rows per stage")
@@ -101,7 +112,12 @@ def _length_plot(report: dict[str, Any]) -> str:
     edges = report["length_bin_edges"]
     for source, bins in report["length_histograms"].items():
         xs = sorted(int(b) for b in bins)
-        ax.plot([edges[x] if x < len(edges) else edges[-1] for x in xs], [bins[x] for x in xs], marker="o", label=source)
+        ax.plot(
+            [edges[x] if x < len(edges) else edges[-1] for x in xs],
+            [bins[x] for x in xs],
+            marker="o",
+            label=source,
+        )
     ax.set_xscale("symlog")
     ax.set_xlabel("characters per row (bin start)")
     ax.set_ylabel("rows")
@@ -127,11 +143,11 @@ def _html(report: dict[str, Any]) -> str:
 table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:6px;text-align:left}}
 th{{background:#f4f4f4}}</style></head><body>
 <h1>aloe data run</h1>
-<p>{report['rows_in']} rows in, {report['rows_out']} rows out ({html.escape(str(report['kind']))} records;
-config {html.escape(str(report['config_source'] or '-'))}).</p>
+<p>{report["rows_in"]} rows in, {report["rows_out"]} rows out ({html.escape(str(report["kind"]))} records;
+config {html.escape(str(report["config_source"] or "-"))}).</p>
 <h2>Funnel</h2>
 <table><tr><th>stage</th><th>rows in</th><th>rows out</th><th>dropped (reason: rows)</th><th>seconds</th></tr>
-{''.join(rows)}</table>
+{"".join(rows)}</table>
 <p><img alt="rows per stage" src="data:image/png;base64,{_funnel_plot(report)}"></p>
 <h2>Lengths</h2>
 <p><img alt="length histograms" src="data:image/png;base64,{_length_plot(report)}"></p>

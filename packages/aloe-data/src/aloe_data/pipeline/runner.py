@@ -74,15 +74,25 @@ def run_pipeline(
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     num_cpus = int(resources.get("CPU", 1))
     manifest = Manifest.load(out_dir)
-    manifest.data.update({"kind": config.kind, "config": config.model_dump(mode="json"), "config_source": config_source})
+    manifest.data.update(
+        {"kind": config.kind, "config": config.model_dump(mode="json"), "config_source": config_source}
+    )
     stage_dirs = config.stage_dirs()
-    key = config_hash({"kind": config.kind, "sources": [s.model_dump(mode="json") for s in config.sources], "v": __version__})
+    key = config_hash(
+        {
+            "kind": config.kind,
+            "sources": [s.model_dump(mode="json") for s in config.sources],
+            "v": __version__,
+        }
+    )
     rows_in: int | None = None
     ds: ray.data.Dataset | None = None
     for index, stage_dir in enumerate(stage_dirs):
         if index > 0:
             stage_config = config.stages[index - 1]
-            key = config_hash({"stage": stage_config.model_dump(mode="json"), "upstream": key, "v": __version__})
+            key = config_hash(
+                {"stage": stage_config.model_dump(mode="json"), "upstream": key, "v": __version__}
+            )
         entry = manifest.finished(stage_dir, key)
         if entry is not None:
             logger.info("%s: finished earlier, skipped (%d rows)", stage_dir, entry["rows_out"])
@@ -93,12 +103,16 @@ def run_pipeline(
             started = time.perf_counter()
             if index == 0:
                 annotated = read_sources(config.sources, config.kind)
-                stage_config_dump: dict[str, Any] = {"sources": [s.model_dump(mode="json") for s in config.sources]}
+                stage_config_dump: dict[str, Any] = {
+                    "sources": [s.model_dump(mode="json") for s in config.sources]
+                }
             else:
                 annotated = build_stage(stage_config).apply(ds, ctx)
                 stage_config_dump = stage_config.model_dump(mode="json")
             result = write_stage(annotated, out_dir / stage_dir, config.kind, config.output)
-            entry = stage_entry(stage_dir, key, rows_in, result, stage_config_dump, time.perf_counter() - started)
+            entry = stage_entry(
+                stage_dir, key, rows_in, result, stage_config_dump, time.perf_counter() - started
+            )
             manifest.record(stage_dir, entry)
             _log_entry(entry)
         if after_stage is not None:
@@ -110,7 +124,9 @@ def run_pipeline(
     return manifest
 
 
-def stage_entry(stage_dir: str, key: str, rows_in: int | None, result: dict[str, Any], stage_config: dict, seconds: float) -> dict[str, Any]:
+def stage_entry(
+    stage_dir: str, key: str, rows_in: int | None, result: dict[str, Any], stage_config: dict, seconds: float
+) -> dict[str, Any]:
     dropped_total = sum(result["dropped"].values())
     if rows_in is None:  # ingest: every row read is either kept or quarantined
         rows_in = result["rows_out"] + dropped_total
@@ -137,7 +153,12 @@ def _log_entry(entry: dict[str, Any]) -> None:
     dropped = ", ".join(f"{k}={v}" for k, v in entry["dropped"].items()) or "none"
     logger.info(
         "%s: %d in -> %d out, dropped %s, %d files, %.1fs",
-        entry["stage"], entry["rows_in"], entry["rows_out"], dropped, len(entry["files"]), entry["seconds"],
+        entry["stage"],
+        entry["rows_in"],
+        entry["rows_out"],
+        dropped,
+        len(entry["files"]),
+        entry["seconds"],
     )
 
 

@@ -51,7 +51,10 @@ def detect_kind(files: list[str]) -> str:
 
 
 def run_stage_on_files(
-    stage: Stage, input_path: str | Path, output: Path, output_config: OutputConfig | None = None,
+    stage: Stage,
+    input_path: str | Path,
+    output: Path,
+    output_config: OutputConfig | None = None,
     num_cpus: int | None = None,
 ) -> dict[str, Any]:
     """Apply ``stage`` to the Parquet records at ``input_path`` and write the result into ``output``."""

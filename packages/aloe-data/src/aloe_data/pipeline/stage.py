@@ -73,7 +73,9 @@ class BatchStage(Stage):
         def run(table: pa.Table) -> pa.Table:
             out = process(table, kind)
             if out.num_rows != table.num_rows:
-                raise AssertionError(f"{type(self).__name__} changed a batch from {table.num_rows} rows to {out.num_rows}")
+                raise AssertionError(
+                    f"{type(self).__name__} changed a batch from {table.num_rows} rows to {out.num_rows}"
+                )
             return out
 
         return ds.map_batches(run, batch_format="pyarrow", batch_size=self.batch_size)

@@ -98,18 +98,27 @@ def _language_detector(languages: tuple[str, ...]):
     from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
 
     wanted = [Language.from_iso_code_639_1(getattr(IsoCode639_1, code.upper())) for code in languages]
-    return LanguageDetectorBuilder.from_all_languages().with_low_accuracy_mode().build(), wanted
+    # Spoken languages only: Latin would otherwise win on English text dense with medical terms.
+    return LanguageDetectorBuilder.from_all_spoken_languages().with_low_accuracy_mode().build(), wanted
 
 
 def language_scores(texts: list[str], languages: tuple[str, ...]) -> list[float]:
-    """Confidence (0-1) that each text is in one of ``languages``, from lingua (offline models)."""
+    """Confidence (0-1) that each text is in one of ``languages``, from lingua (offline models).
+
+    A text whose most likely language is one of ``languages`` (or that lingua cannot place) scores 1.0:
+    on short texts lingua's confidence is spread over 75 languages, so a low absolute score alone would
+    drop plain English sentences that are full of drug names.
+    """
     detector, wanted = _language_detector(languages)
     sample = [t[:2000] for t in texts]
-    totals = [0.0] * len(texts)
+    detected = detector.detect_languages_in_parallel_of(sample)
+    scores = [1.0 if lang is None or lang in wanted else 0.0 for lang in detected]
+    unsure = [i for i, score in enumerate(scores) if score == 0.0]
     for language in wanted:
-        for i, score in enumerate(detector.compute_language_confidence_in_parallel(sample, language)):
-            totals[i] += score
-    return totals
+        values = detector.compute_language_confidence_in_parallel([sample[i] for i in unsure], language)
+        for i, value in zip(unsure, values, strict=True):
+            scores[i] += value
+    return scores
 
 
 class CleanStage(BatchStage):

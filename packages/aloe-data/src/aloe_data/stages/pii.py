@@ -38,7 +38,9 @@ def find_pii(text: str, kinds: tuple[PiiKind, ...] = ("email", "url", "phone")) 
     return found
 
 
-def scrub_pii(text: str, kinds: tuple[PiiKind, ...], action: Literal["mask", "remove"]) -> tuple[str, set[str]]:
+def scrub_pii(
+    text: str, kinds: tuple[PiiKind, ...], action: Literal["mask", "remove"]
+) -> tuple[str, set[str]]:
     """Replace (mask) or delete (remove) each PII kind in ``text``; returns the text and the kinds hit."""
     hit: set[str] = set()
     for kind in kinds:

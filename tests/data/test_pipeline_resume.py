@@ -1,0 +1,105 @@
+"""Resume: a killed run restarts at the first unfinished stage and ends byte-identical to a clean run;
+a finished run does no work; a changed stage reruns with everything after it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aloe_core.corpus import write_sample
+from aloe_data.demo import sample_pipeline
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("resume")
+    write_sample(directory / "sample", rows=1500, seed=3)
+    path = directory / "pipeline.yaml"
+    raw = sample_pipeline(directory / "sample", "sft") | {"output": {"shard_rows": 400}, "report": False}
+    path.write_text("# test pipeline\n" + yaml.safe_dump(raw))
+    return path
+
+
+def aloe(args: list[str], ray_address: str, **kwargs) -> subprocess.Popen:
+    env = os.environ | {"RAY_ADDRESS": ray_address}
+    return subprocess.Popen([sys.executable, "-m", "aloe_core.cli", *args], env=env, **kwargs)
+
+
+def stage_files(out: Path) -> dict[str, str]:
+    manifest = json.loads((out / "manifest.json").read_text())
+    return {
+        f"{name}/{f}": info["sha256"]
+        for name, entry in manifest["stages"].items()
+        for f, info in {**entry["files"], **entry["dropped_files"]}.items()
+    }
+
+
+def entries(out: Path) -> dict:
+    return json.loads((out / "manifest.json").read_text())["stages"]
+
+
+def test_killed_run_resumes_to_identical_shards(ray_session, config_file, tmp_path):
+    address = ray_session.get_runtime_context().gcs_address
+    reference = tmp_path / "reference"
+    assert aloe(["data", "run", str(config_file), "--out", str(reference)], address).wait() == 0
+
+    killed = tmp_path / "killed"
+    process = aloe(["data", "run", str(config_file), "--out", str(killed)], address)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and process.poll() is None:
+        manifest = killed / "manifest.json"
+        if manifest.is_file() and len(json.loads(manifest.read_text()).get("stages", {})) >= 2:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert list(entries(killed)) == ["01-ingest", "02-clean"], "the run was not killed after its second stage"
+    before = entries(killed)
+
+    assert aloe(["data", "run", str(config_file), "--out", str(killed)], address).wait() == 0
+    after = entries(killed)
+    assert list(after) == ["01-ingest", "02-clean", "03-exact-dedup"]
+    assert {k: after[k] for k in before} == before  # finished stages were not redone
+    assert stage_files(killed) == stage_files(reference)
+    for relative, digest in stage_files(reference).items():
+        assert (killed / relative).read_bytes() == (reference / relative).read_bytes(), relative
+        assert digest
+    assert not list(killed.glob(".*.tmp"))
+
+
+def test_finished_run_does_no_work_and_changed_stage_reruns(ray_session, config_file, tmp_path):
+    address = ray_session.get_runtime_context().gcs_address
+    out = tmp_path / "run"
+    assert aloe(["data", "run", str(config_file), "--out", str(out)], address).wait() == 0
+    first = entries(out)
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")}
+
+    result = aloe(
+        ["data", "run", str(config_file), "--out", str(out)], address, stderr=subprocess.PIPE, text=True
+    )
+    _, stderr = result.communicate()
+    assert result.returncode == 0
+    assert entries(out) == first
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")} == mtimes
+    assert stderr.count("finished earlier, skipped") == 3
+
+    raw = yaml.safe_load(config_file.read_text())
+    raw["stages"][0]["min_answer_chars"] = 25
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(raw))
+    assert aloe(["data", "run", str(changed), "--out", str(out)], address).wait() == 0
+    second = entries(out)
+    assert second["01-ingest"] == first["01-ingest"]
+    assert second["02-clean"]["key"] != first["02-clean"]["key"]
+    assert second["03-exact-dedup"]["key"] != first["03-exact-dedup"]["key"]
+    assert (
+        second["02-clean"]["dropped"]["min_answer_chars"] > first["02-clean"]["dropped"]["min_answer_chars"]
+    )
