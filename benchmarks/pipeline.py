@@ -73,7 +73,7 @@ def main() -> None:
             summary = json.loads(output.strip().splitlines()[-1])
             results[cpus] = summary["rows_in"] / seconds
             print(
-                f"{cpus} CPU: {summary['rows_in']} rows in -> {summary['rows_out']} out, {seconds:.1f}s wall, "
+                f"{cpus} CPU: {summary['rows_in']} rows in -> {summary['rows_out']} out, {seconds:.1f}s, "
                 f"{results[cpus]:.0f} rows/s; stages: {summary['stage_seconds']}"
             )
         counts = sorted(results)
