@@ -15,17 +15,19 @@ import logging
 import sys
 from importlib.metadata import entry_points
 
-import click
 import typer
 
 from aloe_core.errors import AloeError
 
-HELP = """aloe: the Aloe recipe for open healthcare LLMs as distributed software.
+# typer >= 0.24 vendors click; its usage errors derive from the same base as typer.BadParameter.
+UsageError = typer.BadParameter.__mro__[1]
 
-Curate medical and general instruction data on Ray Data (clean, deduplicate, decontaminate, score,
-template, generate chain-of-thought with vLLM), train with Ray Train + FSDP2 (SFT, DPO), merge models
-and evaluate. Set RAY_ADDRESS to use a cluster; otherwise a local Ray is started.
-"""
+HELP = (
+    "aloe: the Aloe recipe for open healthcare LLMs as distributed software.\n\n"
+    "Curate medical and general instruction data on Ray Data (clean, deduplicate, decontaminate, score, "
+    "template, generate chain-of-thought with vLLM), train with Ray Train + FSDP2 (SFT, DPO), merge models "
+    "and evaluate. Set RAY_ADDRESS to use a cluster; otherwise a local Ray is started."
+)
 
 GROUP_ORDER = ("data", "train", "infer", "model", "demo")
 
@@ -53,12 +55,12 @@ def main(argv: list[str] | None = None) -> None:
     command = typer.main.get_command(build_app())
     try:
         command.main(args=argv, prog_name="aloe", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("aloe: aborted", file=sys.stderr)
         sys.exit(130)
-    except click.UsageError as exc:
+    except UsageError as exc:
         hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
         print(f"aloe: error: {exc.format_message()}{hint}", file=sys.stderr)
         sys.exit(2)
