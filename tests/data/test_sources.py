@@ -24,7 +24,6 @@ from aloe_data.sources import LAYOUTS, RowError, SourceConfig, check_sources, mc
 from aloe_data.sources.containers import iter_json, iter_jsonl
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sources"
-SHARED_MCQA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "medical-mcqa"
 
 SFT_SOURCES = [
     ("medmcqa", "medmcqa", "medmcqa/train.jsonl"),
@@ -674,14 +673,6 @@ def test_unreadable_folder_is_an_input_error(tmp_path):
 
 
 # -- real benchmark files ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def shared_mcqa() -> Path:
-    """The real benchmark files beside the checkout (../shared); tests using them skip when absent."""
-    if not SHARED_MCQA.is_dir():
-        pytest.skip(f"real benchmark files not found at {SHARED_MCQA} (the ../shared folder beside the repo)")
-    return SHARED_MCQA
 
 
 def test_real_benchmarks_ingest_completely(ray_session, shared_mcqa):

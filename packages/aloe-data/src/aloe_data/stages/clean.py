@@ -41,6 +41,39 @@ class CleanConfig(StageConfig):
     min_answer_chars: int = Field(3, ge=0)  # non-space characters in every assistant answer
     max_chars: int = Field(20_000, gt=0)  # all text of the row
     languages: tuple[str, ...] = ("en",)  # ISO 639-1; empty = keep every language
+    # Languages the identifier chooses among (langid.py knows 97). Public medical data comes in these;
+    # with every language allowed, English text dense with drug names is sometimes placed in a rare one.
+    candidate_languages: tuple[str, ...] = (
+        "en",
+        "es",
+        "fr",
+        "de",
+        "it",
+        "pt",
+        "nl",
+        "ru",
+        "zh",
+        "ja",
+        "ko",
+        "ar",
+        "tr",
+        "pl",
+        "sv",
+        "da",
+        "ca",
+        "ro",
+        "cs",
+        "hi",
+        "el",
+        "he",
+        "fa",
+        "id",
+        "vi",
+        "uk",
+        "hu",
+        "fi",
+    )
+    # A row whose top language is not wanted is dropped below this probability of a wanted one.
     min_language_confidence: float = Field(0.5, ge=0, le=1)
     drop_answer_repeats_question: bool = True
 
@@ -92,32 +125,31 @@ def _all_text(row: dict[str, Any], kind: str) -> str:
     return "\n".join(parts)
 
 
-@lru_cache(maxsize=4)
-def _language_detector(languages: tuple[str, ...]):
-    """One lingua detector per worker process (built lazily; lingua loads its models on first use)."""
-    from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
+@lru_cache(maxsize=8)
+def _language_identifier(candidates: tuple[str, ...]):
+    """One langid.py identifier per worker process, restricted to ``candidates`` (loaded lazily)."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-    wanted = [Language.from_iso_code_639_1(getattr(IsoCode639_1, code.upper())) for code in languages]
-    # Spoken languages only: Latin would otherwise win on English text dense with medical terms.
-    return LanguageDetectorBuilder.from_all_spoken_languages().with_low_accuracy_mode().build(), wanted
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    identifier.set_languages(list(candidates))
+    return identifier
 
 
-def language_scores(texts: list[str], languages: tuple[str, ...]) -> list[float]:
-    """Confidence (0-1) that each text is in one of ``languages``, from lingua (offline models).
+def language_scores(texts: list[str], languages: tuple[str, ...], candidates: tuple[str, ...]) -> list[float]:
+    """Probability (0-1) that each text is in one of ``languages``, from langid.py (offline model).
 
-    A text whose most likely language is one of ``languages`` (or that lingua cannot place) scores 1.0:
-    on short texts lingua's confidence is spread over 75 languages, so a low absolute score alone would
-    drop plain English sentences that are full of drug names.
+    A text whose most likely language is one of ``languages`` scores 1.0, so a mixed row that is mostly
+    English is never dropped for a few foreign words; otherwise the score is the probability mass of the
+    wanted languages among ``candidates``.
     """
-    detector, wanted = _language_detector(languages)
-    sample = [t[:2000] for t in texts]
-    detected = detector.detect_languages_in_parallel_of(sample)
-    scores = [1.0 if lang is None or lang in wanted else 0.0 for lang in detected]
-    unsure = [i for i, score in enumerate(scores) if score == 0.0]
-    for language in wanted:
-        values = detector.compute_language_confidence_in_parallel([sample[i] for i in unsure], language)
-        for i, value in zip(unsure, values, strict=True):
-            scores[i] += value
+    identifier = _language_identifier(tuple(dict.fromkeys(languages + candidates)))
+    scores = []
+    for text in texts:
+        ranked = identifier.rank(text[:4000])
+        if ranked[0][0] in languages:
+            scores.append(1.0)
+        else:
+            scores.append(sum(p for lang, p in ranked if lang in languages))
     return scores
 
 
@@ -188,7 +220,8 @@ class CleanStage(BatchStage):
         if not self.config.languages:
             return
         todo = [i for i, r in enumerate(reasons) if r is None]
-        scores = language_scores([_all_text(rows[i], kind) for i in todo], self.config.languages)
+        texts = [_all_text(rows[i], kind) for i in todo]
+        scores = language_scores(texts, self.config.languages, self.config.candidate_languages)
         for i, score in zip(todo, scores, strict=True):
             if score < self.config.min_language_confidence:
                 reasons[i] = "languages"
