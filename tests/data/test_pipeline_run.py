@@ -75,7 +75,7 @@ def sft_files(truth: dict) -> set[str]:
 
 def test_stage_layout_and_invariant(sft_run):
     out, manifest = sft_run
-    assert list(manifest.stages) == ["01-ingest", "02-clean", "03-exact-dedup"]
+    assert list(manifest.stages) == ["01-ingest", "02-clean", "03-exact-dedup", "04-decontaminate"]
     previous_out = None
     for entry in manifest.stages.values():
         assert entry["rows_in"] == entry["rows_out"] + sum(entry["dropped"].values())
@@ -127,7 +127,7 @@ def test_every_planted_pii_item_is_masked(sft_run, sample):
     assert expected, "the sample has no PII in sft files"
     assert {loc: kinds for loc, kinds in masked.items() if kinds} == dict(expected)
     values = [d["value"] for d in truth["defects"] if d["kind"] in PII_KINDS and d["file"] in files]
-    text = json.dumps(rows_of(out / "03-exact-dedup"))
+    text = json.dumps(rows_of(out / "04-decontaminate"))
     assert [v for v in values if json.dumps(v)[1:-1] in text] == []
 
 
@@ -159,13 +159,27 @@ def test_exact_dedup_drops_one_of_each_planted_pair(sft_run, sample):
         assert {dropped[m] for m in members - kept} == kept
 
 
+def test_decontamination_drops_exactly_the_planted_leaks(sft_run, sample):
+    out, manifest = sft_run
+    _, truth = sample
+    leaks = {
+        (d["file"], str(d["row"])): d["benchmark_id"]
+        for d in truth["defects"]
+        if d["kind"] == "benchmark_leak" and d["file"] in sft_files(truth)
+    }
+    dropped = dropped_of(out / "04-decontaminate")
+    assert {locator(r): r["matched_id"] for r in dropped} == leaks
+    assert {r["drop_reason"] for r in dropped} == {"benchmark_overlap"}
+    assert manifest.stages["04-decontaminate"]["dropped"] == {"benchmark_overlap": len(leaks)}
+
+
 def test_shards_read_with_pyarrow_polars_and_datasets(sft_run):
     import datasets
     import polars as pl
 
     out, manifest = sft_run
-    final = out / "03-exact-dedup"
-    expected = manifest.stages["03-exact-dedup"]["rows_out"]
+    final = out / "04-decontaminate"
+    expected = manifest.stages["04-decontaminate"]["rows_out"]
     assert pq.read_table(final, ignore_prefixes=["_"]).num_rows == expected
     assert pl.read_parquet(str(final / "*.parquet")).height == expected
     loaded = datasets.load_dataset("parquet", data_files=str(final / "*.parquet"), split="train")
@@ -177,7 +191,7 @@ def test_report_shows_the_funnel(sft_run):
     out, manifest = sft_run
     report = json.loads((out / "report.json").read_text())
     assert [f["stage"] for f in report["funnel"]] == list(manifest.stages)
-    assert report["rows_out"] == manifest.stages["03-exact-dedup"]["rows_out"]
+    assert report["rows_out"] == manifest.stages["04-decontaminate"]["rows_out"]
     assert sum(sum(bins.values()) for bins in report["length_histograms"].values()) == report["rows_out"]
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 2 and "exact_duplicate" in page

@@ -156,3 +156,43 @@ def exact_dedup(
     from aloe_data.stages.exact_dedup import ExactDedupConfig, ExactDedupStage
 
     _run_one(ExactDedupStage(ExactDedupConfig()), input, output, shard_rows, num_cpus)
+
+
+@app.command()
+def decontaminate(
+    input: InputOpt,
+    output: OutputOpt,
+    benchmarks: Annotated[
+        list[str],
+        typer.Option(
+            "--benchmarks", "-b", help="Test sets: a file, a folder (its --glob files) or a glob; repeatable."
+        ),
+    ],
+    ngram: Annotated[int, typer.Option(help="Words per n-gram (GPT-3: 13, datatrove: 12).")] = 13,
+    min_overlap_ngrams: Annotated[
+        int, typer.Option(help="Shared n-grams with one test item that contaminate.")
+    ] = 1,
+    min_overlap_fraction: Annotated[
+        float, typer.Option(help="And the share of the item's n-grams (0-1).")
+    ] = 0.0,
+    action: Annotated[
+        str, typer.Option(help="drop, or flag (keep the row, record the match in meta).")
+    ] = "drop",
+    glob: Annotated[str, typer.Option(help="Which files of a benchmark folder are test sets.")] = "*test*",
+    shard_rows: ShardOpt = 100_000,
+    num_cpus: CpusOpt = None,
+) -> None:
+    """Drop (or flag) rows that share word n-grams with a benchmark test item (GPT-3-style)."""
+    from aloe_core.config import validate_config
+    from aloe_data.stages.decontaminate import DecontaminateConfig, DecontaminateStage
+
+    raw = {
+        "benchmarks": benchmarks,
+        "ngram": ngram,
+        "min_overlap_ngrams": min_overlap_ngrams,
+        "min_overlap_fraction": min_overlap_fraction,
+        "action": action,
+        "glob": glob,
+    }
+    config = validate_config(DecontaminateConfig, raw, "command line")
+    _run_one(DecontaminateStage(config), input, output, shard_rows, num_cpus)

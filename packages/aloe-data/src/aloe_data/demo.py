@@ -22,7 +22,14 @@ SAMPLE_SFT_SOURCES = [
     ("alpaca", "chat/alpaca.jsonl", "alpaca"),
 ]
 SAMPLE_PREFERENCE_SOURCES = [("preference", "preference/pairs.jsonl", "preference")]
-DEMO_STAGES: list[dict[str, Any]] = [{"type": "clean"}, {"type": "exact_dedup"}]
+
+
+def demo_stages(sample_dir: Path, kind: str) -> list[dict[str, Any]]:
+    """Every data stage that exists, set up for the sample corpus (decontaminated against its benchmark)."""
+    stages: list[dict[str, Any]] = [{"type": "clean"}, {"type": "exact_dedup"}]
+    if kind == "sft":
+        stages.append({"type": "decontaminate", "benchmarks": [str(Path(sample_dir) / "benchmarks")]})
+    return stages
 
 
 def sample_pipeline(sample_dir: Path, kind: str = "sft", stages: list[dict] | None = None) -> dict[str, Any]:
@@ -31,7 +38,7 @@ def sample_pipeline(sample_dir: Path, kind: str = "sft", stages: list[dict] | No
     return {
         "kind": kind,
         "sources": [{"name": n, "path": str(Path(sample_dir) / p), "format": f} for n, p, f in table],
-        "stages": DEMO_STAGES if stages is None else stages,
+        "stages": demo_stages(sample_dir, kind) if stages is None else stages,
         "output": {"shard_rows": 2000},
     }
 
@@ -46,9 +53,8 @@ def demo_command(
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Run the main job on the embedded corpus: sample data, then the data pipeline (sft + preference)."""
-    from aloe_core.corpus import write_sample
-
     from aloe_core.config import validate_config
+    from aloe_core.corpus import write_sample
     from aloe_data.pipeline.config import PipelineConfig
     from aloe_data.pipeline.report import write_report
     from aloe_data.pipeline.runner import run_pipeline

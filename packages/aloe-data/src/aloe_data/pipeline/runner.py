@@ -90,9 +90,9 @@ def run_pipeline(
     for index, stage_dir in enumerate(stage_dirs):
         if index > 0:
             stage_config = config.stages[index - 1]
-            key = config_hash(
-                {"stage": stage_config.model_dump(mode="json"), "upstream": key, "v": __version__}
-            )
+            stage = build_stage(stage_config)
+            stage_inputs = {"stage": stage_config.model_dump(mode="json"), "inputs": stage.fingerprint()}
+            key = config_hash({**stage_inputs, "upstream": key, "v": __version__})
         entry = manifest.finished(stage_dir, key)
         if entry is not None:
             logger.info("%s: finished earlier, skipped (%d rows)", stage_dir, entry["rows_out"])
@@ -107,7 +107,7 @@ def run_pipeline(
                     "sources": [s.model_dump(mode="json") for s in config.sources]
                 }
             else:
-                annotated = build_stage(stage_config).apply(ds, ctx)
+                annotated = stage.apply(ds, ctx)
                 stage_config_dump = stage_config.model_dump(mode="json")
             result = write_stage(annotated, out_dir / stage_dir, config.kind, config.output)
             entry = stage_entry(

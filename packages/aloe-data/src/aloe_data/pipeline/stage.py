@@ -52,6 +52,11 @@ class Stage(ABC):
     def type_name(cls) -> str:
         return cls.config_class.model_fields["type"].default
 
+    def fingerprint(self) -> str:
+        """What the stage's output depends on beyond its config (e.g. the bytes of a benchmark file the
+        config names by path); part of the resume key. Empty for stages that depend on config only."""
+        return ""
+
     @abstractmethod
     def apply(self, ds: ray.data.Dataset, ctx: StageContext) -> ray.data.Dataset:
         """Return ``ds`` with annotation columns; every input row must come out exactly once."""

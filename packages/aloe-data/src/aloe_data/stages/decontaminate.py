@@ -1,0 +1,330 @@
+"""Benchmark decontamination: drop (or flag) training rows that share word n-grams with a test item.
+
+Benchmark leakage inflates every number reported later, so this stage runs before anything is trained.
+As in GPT-3 (13-grams) and datatrove's ``NGramsDecontFilter`` (12-grams), a row is contaminated when it
+shares at least one normalised word n-gram with a benchmark item; unlike datatrove, which only records
+the task, every match is attributed to one item, so a dropped row says which test question it leaked.
+
+What is compared
+    * benchmark side (:mod:`aloe_data.benchmarks`): per item, its question; question + options as
+      displayed; question + sorted option texts; optionally its context. Each is one "text" with its own
+      shingles: its n-grams (for question + options texts, only those holding at least n // 3 question
+      words), or the whole text when it has ``min_short_words`` to ``n - 1`` words (shorter texts are not
+      indexed on their own: 5-word stems like "Which of the following is true" are everywhere).
+    * row side: every message of the ``roles`` checked (all by default: GPT-3 checks whole documents, and
+      in SFT data a test question also leaks through assistant turns, e.g. a tutor answer quoting it or a
+      PubMedQA conclusion as the long answer), the chosen and rejected answers of preference rows, and for
+      MCQA rows the question + sorted options of the ``mcqa`` item (so reordered options still match). Each
+      text is cut into windows of every shingle length the index holds; windows never span two texts.
+
+Rule
+    For one row and one benchmark text, ``overlap`` = the number of the text's distinct shingles found in
+    the row, ``fraction`` = overlap / the text's shingle count. The row is contaminated by the item when
+    ``overlap >= min_overlap_ngrams`` and ``fraction >= min_overlap_fraction`` for one of its texts. The
+    match recorded is the one with the largest overlap (then fraction, then benchmark file order).
+
+Choosing thresholds (measured on the real files in ../shared/data/medical-mcqa)
+    The defaults are GPT-3's rule (one shared 13-gram). Every MedQA test row used as a training row is
+    caught (1,273 of 1,273, fraction 1.0), and 12 of 10,000 MedMCQA train rows match the MedMCQA test set
+    (8 re-typed copies, 3 sibling questions, 1 false positive). But USMLE vignettes share boilerplate
+    13-grams ("which of the following is the most appropriate next step in the management of this
+    patient"): 430 of the 1,272 MedQA validation rows match some MedQA test item, nearly all falsely.
+    ``min_overlap_fraction: 0.3`` leaves 1 (a genuinely re-used vignette) there while keeping 9 of the 12
+    MedMCQA matches; use it for vignette-style data, keep the default for a strict audit.
+
+Output
+    ``action: drop`` sets ``drop_reason="benchmark_overlap"`` and ``drop_detail`` (overlap, which text,
+    and the first shared shingle, as normalised words of the row); ``action: flag`` keeps the row and
+    records the match in ``meta["decontam"]``. Both add the columns ``matched_benchmark``,
+    ``matched_id``, ``overlap_ngrams`` and ``overlap_fraction`` (null on clean rows), which ``_dropped/``
+    files keep. Row order is preserved.
+
+Distribution: the benchmark files are read and indexed on the driver (test sets are small), the index
+(~12 bytes per shingle and text, numpy arrays) goes once into the Ray object store, and one
+``map_batches`` pass over the rows looks their window hashes up with ``np.searchsorted``. No shuffle.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pyarrow as pa
+import ray
+import ray.data
+from pydantic import Field
+
+from aloe_core.schemas import dumps_meta, loads_meta
+from aloe_core.text import mcqa_matching_text, words
+from aloe_data.benchmarks import (
+    VARIANTS,
+    BenchmarkFormat,
+    BenchmarkIndex,
+    benchmark_fingerprint,
+    build_index,
+    iter_window_hashes,
+    load_benchmarks,
+    token_hashes,
+)
+from aloe_data.pipeline.annotations import DROP_REASON, with_annotations
+from aloe_data.pipeline.stage import Stage, StageConfig, StageContext
+
+logger = logging.getLogger("aloe.data")
+
+REASON = "benchmark_overlap"
+MATCH_COLUMNS = [
+    pa.field("matched_benchmark", pa.string()),
+    pa.field("matched_id", pa.string()),
+    pa.field("overlap_ngrams", pa.int64()),
+    pa.field("overlap_fraction", pa.float64()),
+]
+Role = Literal["system", "user", "assistant"]
+
+
+class DecontaminateConfig(StageConfig):
+    """``type: decontaminate``; see the module docstring for the rule."""
+
+    type: Literal["decontaminate"] = "decontaminate"
+    benchmarks: list[str] = Field(min_length=1)  # files, folders or globs of benchmark test sets
+    glob: str = "*test*"  # which files of a benchmark folder are test sets (path relative to the folder)
+    benchmark_format: BenchmarkFormat = "auto"
+    ngram: int = Field(13, ge=1)  # GPT-3 uses 13, datatrove 12
+    min_short_words: int = Field(8, ge=1)  # texts under `ngram` words with this many are one shingle
+    min_overlap_ngrams: int = Field(1, ge=1)
+    min_overlap_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    action: Literal["drop", "flag"] = "drop"
+    roles: tuple[Role, ...] = ("system", "user", "assistant")  # message roles whose text is checked
+    with_context: bool = False  # also index item contexts (e.g. PubMedQA abstracts)
+
+
+@dataclass(frozen=True)
+class Match:
+    """The benchmark text a row matched best: ``entry`` indexes the index's entry arrays."""
+
+    entry: int
+    overlap: int
+    fraction: float
+    example: str  # one shared shingle, as normalised words of the row
+
+
+def row_texts(row: Mapping[str, Any], kind: str, roles: Sequence[str]) -> list[str]:
+    """The texts of one record that are checked (see module docstring); empty for a malformed row."""
+    texts = [
+        m["content"]
+        for m in row.get("messages" if kind == "sft" else "prompt") or []
+        if m.get("role") in roles and m.get("content")
+    ]
+    if kind == "preference" and "assistant" in roles:
+        texts += [row[k] for k in ("chosen", "rejected") if row.get(k)]
+    item = row.get("mcqa")
+    if item and item.get("question"):
+        texts.append(mcqa_matching_text(item["question"], item.get("options") or []))
+    return texts
+
+
+def _unique_pairs(rows: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.lexsort((hashes, rows))
+    rows, hashes = rows[order], hashes[order]
+    first = np.ones(len(rows), bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (hashes[1:] != hashes[:-1])
+    return rows[first], hashes[first]
+
+
+def _entry_counts(index: BenchmarkIndex, rows: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``(row, entry, overlap)`` for every row and benchmark text sharing at least one shingle."""
+    rows, hashes = _unique_pairs(rows, hashes)
+    lo = np.searchsorted(index.hashes, hashes, "left")
+    width = np.searchsorted(index.hashes, hashes, "right") - lo
+    # Expand each (row, hash) to every entry holding that hash: positions lo .. lo + width - 1.
+    starts = np.cumsum(width) - width
+    positions = np.arange(int(width.sum()), dtype=np.int64) + np.repeat(lo - starts, width)
+    n_entries = max(len(index.entry_size), 1)
+    keys = np.repeat(rows, width) * n_entries + index.entry_of[positions].astype(np.int64)
+    unique, overlap = np.unique(keys, return_counts=True)
+    return unique // n_entries, unique % n_entries, overlap
+
+
+def _example(index: BenchmarkIndex, entry: int, hashes: np.ndarray) -> int:
+    """Position in ``hashes`` (a row's indexed windows, in text order) of the first one of ``entry``."""
+    lo = np.searchsorted(index.hashes, hashes, "left")
+    hi = np.searchsorted(index.hashes, hashes, "right")
+    for i, (a, b) in enumerate(zip(lo, hi, strict=True)):
+        if entry in index.entry_of[a:b]:
+            return i
+    raise AssertionError(f"entry {entry} matched but none of the row's windows belongs to it")
+
+
+@dataclass
+class _Hits:
+    """The windows of a batch found in the index, in (row, text, start) order."""
+
+    hashes: np.ndarray
+    rows: np.ndarray
+    begin: np.ndarray  # position of the window's first token in the batch token list
+    length: np.ndarray
+
+
+def _indexed_windows(
+    index: BenchmarkIndex, tokens: list[str], offsets: list[int], text_row: list[int]
+) -> _Hits:
+    """Cut every text into windows of each shingle length and keep those whose hash is in the index."""
+    parts = []
+    last = len(index.hashes) - 1
+    for k, hashes, piece, start in iter_window_hashes(
+        token_hashes(tokens), np.asarray(offsets), index.lengths
+    ):
+        hit = index.hashes[np.minimum(np.searchsorted(index.hashes, hashes), last)] == hashes
+        parts.append((hashes[hit], piece[hit], start[hit], np.full(int(hit.sum()), k, np.int64)))
+    hashes, piece, start, length = (np.concatenate(c) for c in zip(*parts, strict=True))
+    order = np.lexsort((start, piece))
+    begin = np.asarray(offsets, np.int64)[piece] + start
+    rows = np.asarray(text_row, np.int64)[piece]
+    return _Hits(hashes[order], rows[order], begin[order], length[order])
+
+
+def match_rows(
+    index: BenchmarkIndex, texts: Sequence[Sequence[str]], min_overlap: int = 1, min_fraction: float = 0.0
+) -> list[Match | None]:
+    """The best qualifying match of every row (given as its list of texts), or None."""
+    tokens: list[str] = []
+    offsets, text_row = [0], []
+    for r, row in enumerate(texts):
+        for text in row:
+            tokens += words(text)
+            offsets.append(len(tokens))
+            text_row.append(r)
+    result: list[Match | None] = [None] * len(texts)
+    if not tokens or not len(index.hashes):
+        return result
+    hits = _indexed_windows(index, tokens, offsets, text_row)
+    row_of, entry_of, overlap = _entry_counts(index, hits.rows, hits.hashes)
+    fraction = overlap / index.entry_size[entry_of]
+    ok = (overlap >= min_overlap) & (fraction >= min_fraction)
+    row_of, entry_of, overlap, fraction = row_of[ok], entry_of[ok], overlap[ok], fraction[ok]
+    best = np.lexsort((entry_of, -fraction, -overlap, row_of))
+    best = best[np.r_[True, row_of[best][1:] != row_of[best][:-1]]] if len(best) else best
+    for i in best:
+        r = int(row_of[i])
+        lo, hi = np.searchsorted(hits.rows, [r, r + 1])
+        w = lo + _example(index, int(entry_of[i]), hits.hashes[lo:hi])
+        example = " ".join(tokens[hits.begin[w] : hits.begin[w] + hits.length[w]])
+        result[r] = Match(int(entry_of[i]), int(overlap[i]), float(fraction[i]), example)
+    return result
+
+
+# -- the stage -----------------------------------------------------------------------------------------
+
+_INDEX_CACHE: dict[str, BenchmarkIndex] = {}
+
+
+def _cached_index(ref: ray.ObjectRef) -> BenchmarkIndex:
+    """The broadcast index, fetched once per worker process (not once per batch)."""
+    key = ref.hex()
+    if key not in _INDEX_CACHE:
+        _INDEX_CACHE.clear()
+        _INDEX_CACHE[key] = ray.get(ref)
+    return _INDEX_CACHE[key]
+
+
+def describe(index: BenchmarkIndex, match: Match) -> dict[str, Any]:
+    """What a row's ``meta["decontam"]`` holds (and ``drop_detail`` says) about its match."""
+    benchmark, item_id = index.items[int(index.entry_item[match.entry])]
+    return {
+        "benchmark": benchmark,
+        "id": item_id,
+        "text": VARIANTS[int(index.entry_variant[match.entry])],
+        "overlap_ngrams": match.overlap,
+        "overlap_fraction": round(match.fraction, 4),
+        "ngram": index.n,
+        "example": match.example,
+    }
+
+
+def _detail(info: dict[str, Any], size: int) -> str:
+    where = f"the {info['text']} of {info['benchmark']} item {info['id']}"
+    if len(info["example"].split()) < info["ngram"]:  # a short text, matched whole
+        return f"contains {where} ({len(info['example'].split())} words): {info['example']!r}"
+    shared = f"{info['overlap_ngrams']} of the {size} {info['ngram']}-grams"
+    return f"shares {shared} of {where}, e.g. {info['example']!r}"
+
+
+def annotate_batch(
+    table: pa.Table, index: BenchmarkIndex, config: DecontaminateConfig, kind: str
+) -> pa.Table:
+    """Match one batch and add the annotation columns (see module docstring); order and rows kept."""
+    rows = table.select([c for c in table.column_names if c != "meta"]).to_pylist()
+    previous = (
+        table.column(DROP_REASON).to_pylist() if DROP_REASON in table.column_names else [None] * len(rows)
+    )
+    texts = [
+        row_texts(row, kind, config.roles) if old is None else []
+        for row, old in zip(rows, previous, strict=True)
+    ]
+    matches = match_rows(index, texts, config.min_overlap_ngrams, config.min_overlap_fraction)
+    infos = [describe(index, m) if m is not None else None for m in matches]
+    reasons: list[str | None] = [None] * len(rows)
+    details: list[str | None] = [None] * len(rows)
+    if config.action == "drop":
+        for i, (info, match) in enumerate(zip(infos, matches, strict=True)):
+            if info is not None and match is not None:
+                reasons[i] = REASON
+                details[i] = _detail(info, int(index.entry_size[match.entry]))
+    elif any(infos):
+        metas = table.column("meta").to_pylist()
+        for i, info in enumerate(infos):
+            if info is not None:
+                meta = loads_meta(metas[i])
+                meta["decontam"] = info
+                metas[i] = dumps_meta(meta)
+        table = table.set_column(table.column_names.index("meta"), "meta", pa.array(metas, pa.string()))
+    out = with_annotations(table, reasons, details)
+    values = {
+        "matched_benchmark": [i and i["benchmark"] for i in infos],
+        "matched_id": [i and i["id"] for i in infos],
+        "overlap_ngrams": [m and m.overlap for m in matches],
+        "overlap_fraction": [m and m.fraction for m in matches],
+    }
+    for field in MATCH_COLUMNS:
+        if field.name in out.column_names:
+            out = out.drop_columns([field.name])
+        out = out.append_column(field, pa.array(values[field.name], field.type))
+    return out
+
+
+class DecontaminateStage(Stage):
+    """See module docstring."""
+
+    config_class = DecontaminateConfig
+    config: DecontaminateConfig
+    batch_size: ClassVar[int] = 1024
+
+    def load_index(self) -> BenchmarkIndex:
+        """Load the configured benchmarks and index them (on the driver)."""
+        config = self.config
+        items = load_benchmarks(config.benchmarks, config.glob, config.benchmark_format)
+        index = build_index(items, config.ngram, config.min_short_words, config.with_context)
+        logger.info(
+            "decontaminate: %d items of %d benchmarks, %d texts, %d shingles (%.1f MB)",
+            len(items),
+            len({b for b, _ in index.items}),
+            len(index.entry_size),
+            len(index.hashes),
+            index.nbytes / 1e6,
+        )
+        return index
+
+    def fingerprint(self) -> str:
+        """Hash of the benchmark files' contents: what a resume key needs beyond the config."""
+        return benchmark_fingerprint(self.config.benchmarks, self.config.glob)
+
+    def apply(self, ds: ray.data.Dataset, ctx: StageContext) -> ray.data.Dataset:
+        ref = ray.put(self.load_index())
+        config, kind = self.config, ctx.kind
+
+        def annotate(table: pa.Table) -> pa.Table:
+            return annotate_batch(table, _cached_index(ref), config, kind)
+
+        return ds.map_batches(annotate, batch_format="pyarrow", batch_size=self.batch_size)
