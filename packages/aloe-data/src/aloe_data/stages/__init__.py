@@ -9,10 +9,18 @@ from pydantic import Field
 from aloe_data.pipeline.stage import Stage
 from aloe_data.stages.clean import CleanStage
 from aloe_data.stages.decontaminate import DecontaminateStage
+from aloe_data.stages.deita import DeitaScoreStage
 from aloe_data.stages.exact_dedup import ExactDedupStage
+from aloe_data.stages.select import DiversitySelectStage
 
 # Every stage class a config may name; add new stages here (see aloe_data.pipeline.stage).
-STAGE_CLASSES: list[type[Stage]] = [CleanStage, ExactDedupStage, DecontaminateStage]
+STAGE_CLASSES: list[type[Stage]] = [
+    CleanStage,
+    ExactDedupStage,
+    DecontaminateStage,
+    DeitaScoreStage,
+    DiversitySelectStage,
+]
 STAGES: dict[str, type[Stage]] = {cls.type_name(): cls for cls in STAGE_CLASSES}
 
 StageConfigUnion = Annotated[

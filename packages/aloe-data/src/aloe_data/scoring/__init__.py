@@ -1,0 +1,10 @@
+"""DEITA-style scoring and diversity selection helpers, independent of Ray.
+
+* :mod:`~aloe_data.scoring.prompts`: DEITA's prompt templates, conversation turns, the truncation rule.
+* :mod:`~aloe_data.scoring.scorer`: expected 1-6 score from a causal LM, batched (transformers).
+* :mod:`~aloe_data.scoring.vllm_scorer`: the same score from a vLLM engine.
+* :mod:`~aloe_data.scoring.embed`: sentence embeddings (mean pooling + L2 norm, MiniLM by default).
+* :mod:`~aloe_data.scoring.greedy`: exact and clustered greedy "high score, not too similar" selection.
+
+The stages (:mod:`aloe_data.stages.deita`, :mod:`aloe_data.stages.select`) wrap these in Ray Data.
+"""

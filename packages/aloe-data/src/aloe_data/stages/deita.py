@@ -1,0 +1,256 @@
+"""DEITA scoring: complexity of each instruction and quality of each response, from scorer LLMs.
+
+For every user -> assistant turn of a row (see :func:`aloe_data.scoring.prompts.conversation_turns`) the
+complexity model reads DEITA's complexity prompt over the instruction and the quality model reads the
+quality prompt over instruction + response; each score is the expected value of the model's next-token
+distribution over "1".."6". A row's score is DEITA's combination ``sum over turns of complexity x
+quality`` (one turn: the plain product). Results go into ``meta["deita"]``::
+
+    {"complexity": [c_1, ...], "quality": [q_1, ...], "score": s, "turns": n, "truncated": bool}
+
+(per-turn lists, rounded to 6 decimals; ``truncated`` is true when any prompt of the row was cut to
+``max_length`` by the rule in :mod:`aloe_data.scoring.prompts`: rows are never dropped for length).
+
+The stage drops nothing unless ``min_score`` is set (reason ``min_score``). It runs as a Ray Data actor
+pool (``concurrency`` actors, each loading the models once, ``num_gpus`` each); when complexity and
+quality models are the same folder the model is loaded once and both prompt sets share forward passes.
+Output order equals input order (``map_batches`` with the run's ``preserve_order``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import ray.data
+from pydantic import Field, field_validator, model_validator
+
+from aloe_core.schemas import dumps_meta, loads_meta
+from aloe_data.pipeline.annotations import with_annotations
+from aloe_data.pipeline.stage import Stage, StageConfig, StageContext
+from aloe_data.scoring.prompts import (
+    COMPLEXITY_TEMPLATE,
+    QUALITY_TEMPLATE,
+    SCORE_TOKENS,
+    PromptFitter,
+    check_template,
+    conversation_turns,
+    row_messages,
+)
+
+META_KEY = "deita"
+
+
+class DeitaScoreConfig(StageConfig):
+    type: Literal["deita_score"] = "deita_score"
+    complexity_model: str  # local folder of the complexity scorer (e.g. hkust-nlp/deita-complexity-scorer)
+    quality_model: str | None = None  # default: the complexity model (loaded once)
+    engine: Literal["hf", "vllm"] = "hf"
+    complexity_template: str = COMPLEXITY_TEMPLATE
+    quality_template: str = QUALITY_TEMPLATE
+    score_tokens: tuple[str, ...] = SCORE_TOKENS  # lowest score first; token i scores i + 1
+    max_length: int = Field(2048, ge=16)  # prompt tokens (DEITA's scorers were trained at 2048)
+    add_special_tokens: bool = True  # BOS as DEITA's tokenizer.encode adds it
+    batch_size: int = Field(64, ge=1)  # rows per Ray batch (each row gives 2 prompts per turn)
+    max_batch_tokens: int = Field(16384, ge=1)  # padded tokens per forward pass (hf engine)
+    concurrency: int = Field(1, ge=1)  # scorer actors
+    num_gpus: float = Field(0, ge=0)  # per actor; 0 = CPU
+    num_cpus: float = Field(1, gt=0)  # per actor; also torch's thread count on CPU
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
+    trust_remote_code: bool = False
+    vllm_args: dict[str, Any] = Field(default_factory=dict)  # extra vllm.LLM arguments
+    min_score: float | None = None  # drop rows scoring below (reason "min_score")
+
+    @field_validator("complexity_template")
+    @classmethod
+    def _complexity_fields(cls, value: str) -> str:
+        return check_template(value, ["instruction"])
+
+    @field_validator("quality_template")
+    @classmethod
+    def _quality_fields(cls, value: str) -> str:
+        return check_template(value, ["instruction", "output"])
+
+    @model_validator(mode="after")
+    def _two_tokens(self) -> DeitaScoreConfig:
+        if len(self.score_tokens) < 2:
+            raise ValueError("score_tokens: give at least two tokens (DEITA uses '1'..'6')")
+        return self
+
+    @property
+    def quality_path(self) -> str:
+        return self.quality_model or self.complexity_model
+
+
+@dataclass
+class ScoringModel:
+    """One loaded scorer: how to build its prompts (``fitter``) and how to score them (``backend``,
+    anything with ``expected_scores(list[list[int]]) -> np.ndarray``)."""
+
+    path: str
+    fitter: PromptFitter
+    backend: Any
+
+
+def load_scoring_model(path: str, config: DeitaScoreConfig, device: str, llm: Any = None) -> ScoringModel:
+    """Load ``path`` with the configured engine; ``llm`` reuses a running vLLM engine (tests).
+
+    Raises:
+        AloeError: missing folder, no fast tokenizer, a score token that is not one token, or a
+            template that alone exceeds ``max_length``. MissingExtraError: vllm is not installed.
+    """
+    if config.engine == "hf":
+        from aloe_data.scoring.scorer import LogitScorer
+
+        backend = LogitScorer(
+            path,
+            device=device,
+            dtype=config.dtype,
+            trust_remote_code=config.trust_remote_code,
+            max_batch_tokens=config.max_batch_tokens,
+            score_tokens=config.score_tokens,
+        )
+        tokenizer = backend.tokenizer
+    else:
+        from transformers import AutoTokenizer
+
+        from aloe_data.scoring.scorer import resolve_score_ids
+        from aloe_data.scoring.vllm_scorer import VllmScorer
+
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=config.trust_remote_code)
+        ids = resolve_score_ids(tokenizer, config.score_tokens, path)
+        engine_args = {"max_model_len": config.max_length + 1, "trust_remote_code": config.trust_remote_code}
+        if config.dtype != "auto":
+            engine_args["dtype"] = config.dtype
+        backend = VllmScorer(path, ids, llm=llm, engine_args=engine_args | config.vllm_args)
+    fitter = PromptFitter(tokenizer, config.max_length, config.add_special_tokens)
+    fitter.check_template(config.complexity_template, ["instruction"])
+    fitter.check_template(config.quality_template, ["instruction", "output"])
+    return ScoringModel(path, fitter, backend)
+
+
+class DeitaBatchScorer:
+    """Scores Arrow batches of rows (the body of the Ray actor; usable without Ray).
+
+    Args:
+        config: the stage config.
+        kind: record kind of the rows (``sft`` or ``preference``).
+        models: preloaded ``{path: ScoringModel}`` (tests); by default both models are loaded here,
+            once per distinct path.
+    """
+
+    def __init__(
+        self, config: DeitaScoreConfig, kind: str, models: dict[str, ScoringModel] | None = None
+    ) -> None:
+        self.config = config
+        self.kind = kind
+        if models is None:
+            models = {}
+            device = _device(config)
+            for path in dict.fromkeys([config.complexity_model, config.quality_path]):
+                models[path] = load_scoring_model(path, config, device)
+        self.complexity = models[config.complexity_model]
+        self.quality = models[config.quality_path]
+
+    def score_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+        """``meta["deita"]`` for each row (None for rows already dropped upstream)."""
+        owners: list[int] = []
+        c_fields: list[dict[str, str]] = []
+        q_fields: list[dict[str, str]] = []
+        turns_of = [0] * len(rows)
+        for i, row in enumerate(rows):
+            if row.get("drop_reason") is not None:
+                continue
+            turns = conversation_turns(row_messages(row, self.kind))
+            turns_of[i] = len(turns)
+            for turn in turns:
+                owners.append(i)
+                c_fields.append({"instruction": turn.instruction})
+                q_fields.append({"instruction": turn.instruction, "output": turn.response})
+        c_scores, q_scores, cut = self._score(c_fields, q_fields)
+        return _assemble(rows, turns_of, owners, c_scores, q_scores, cut)
+
+    def _score(self, c_fields: list, q_fields: list) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+        config = self.config
+        c_ids, c_cut = self.complexity.fitter.fit_all(config.complexity_template, c_fields)
+        q_ids, q_cut = self.quality.fitter.fit_all(config.quality_template, q_fields)
+        if self.complexity is self.quality:
+            # One model: both prompt sets go through the same micro-batches (fewer, fuller forwards).
+            both = self.complexity.backend.expected_scores(c_ids + q_ids)
+            c_scores, q_scores = both[: len(c_ids)], both[len(c_ids) :]
+        else:
+            c_scores = self.complexity.backend.expected_scores(c_ids)
+            q_scores = self.quality.backend.expected_scores(q_ids)
+        return c_scores, q_scores, [a or b for a, b in zip(c_cut, q_cut, strict=True)]
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        rows = table.select([c for c in table.column_names if c != "meta"]).to_pylist()
+        results = self.score_rows(rows)
+        metas = table.column("meta").to_pylist()
+        reasons: list[str | None] = [None] * len(rows)
+        details: list[str | None] = [None] * len(rows)
+        for i, result in enumerate(results):
+            if result is None:
+                continue
+            meta = loads_meta(metas[i])
+            meta[META_KEY] = result
+            metas[i] = dumps_meta(meta)
+            if self.config.min_score is not None and result["score"] < self.config.min_score:
+                reasons[i] = "min_score"
+                details[i] = f"DEITA score {result['score']:.4f} < min_score {self.config.min_score}"
+        index = table.column_names.index("meta")
+        table = table.set_column(index, table.schema.field("meta"), pa.array(metas, pa.string()))
+        return with_annotations(table, reasons, details)
+
+
+def _assemble(
+    rows: list, turns_of: list[int], owners: list[int], c: np.ndarray, q: np.ndarray, cut: list[bool]
+) -> list[dict[str, Any] | None]:
+    """Per-row ``meta["deita"]`` from per-turn scores listed in row order."""
+    out: list[dict[str, Any] | None] = [
+        None if row.get("drop_reason") is not None else {"complexity": [], "quality": [], "truncated": False}
+        for row in rows
+    ]
+    totals = [0.0] * len(rows)
+    for k, i in enumerate(owners):
+        entry = out[i]
+        entry["complexity"].append(round(float(c[k]), 6))
+        entry["quality"].append(round(float(q[k]), 6))
+        entry["truncated"] = entry["truncated"] or cut[k]
+        # DEITA's combination: per-turn product, summed over turns (from the unrounded values).
+        totals[i] += float(c[k]) * float(q[k])
+    for i, entry in enumerate(out):
+        if entry is not None:
+            entry["score"] = round(totals[i], 6)
+            entry["turns"] = turns_of[i]
+    return out
+
+
+def _device(config: DeitaScoreConfig) -> str:
+    import torch
+
+    if config.num_gpus > 0 and torch.cuda.is_available():
+        return "cuda"
+    torch.set_num_threads(max(1, int(config.num_cpus)))
+    return "cpu"
+
+
+class DeitaScoreStage(Stage):
+    """See module docstring."""
+
+    config_class = DeitaScoreConfig
+    config: DeitaScoreConfig
+
+    def apply(self, ds: ray.data.Dataset, ctx: StageContext) -> ray.data.Dataset:
+        config = self.config
+        return ds.map_batches(
+            DeitaBatchScorer,
+            fn_constructor_kwargs={"config": config, "kind": ctx.kind},
+            batch_size=config.batch_size,
+            batch_format="pyarrow",
+            concurrency=config.concurrency,
+            num_gpus=config.num_gpus,
+            num_cpus=config.num_cpus,
+        )
