@@ -120,3 +120,35 @@ def test_missing_input_is_a_clear_error(tmp_path):
 
     with pytest.raises(InputError, match="no such file or folder"):
         run_stage_on_files(CleanStage(CleanConfig()), tmp_path / "nope", tmp_path / "out")
+
+
+def test_report_histograms_scores_found_in_meta(ray_session, tmp_path):
+    from aloe_data.pipeline.manifest import Manifest
+    from aloe_data.pipeline.report import write_report
+
+    answer = "Metformin is the usual first-line drug for type 2 diabetes in adults."
+    rows = [chat(f"Question {i} about metformin use in adults?", answer, i) for i in range(6)]
+    scored = [(4.5, [1.5], [3.0]), (5.0, [2.2], [2.27]), (11.9, [3.4], [3.5]), (12.0, [3.0], [4.0])]
+    for row, (score, complexity, quality) in zip(rows, scored, strict=False):
+        row["meta"] = dumps_meta({"deita": {"score": score, "complexity": complexity, "quality": quality}})
+    stage = tmp_path / "02-score"
+    write_rows(stage, rows)
+    info = {"rows": 6, "sha256": "", "bytes": 0}
+    entry = {
+        "stage": "02-score",
+        "rows_in": 6,
+        "rows_out": 6,
+        "dropped": {},
+        "seconds": 0.1,
+        "files": {"part-0.parquet": info},
+    }
+    manifest = Manifest(tmp_path, {"kind": "sft", "stages": {"02-score": entry}})
+    paths = write_report(tmp_path, manifest)
+    report = json.loads(paths["json"].read_text())
+    # Bins: score width 2, complexity/quality width 0.25 (JSON keys are the bin starts).
+    assert report["score_histograms"] == {
+        "deita.complexity": {"1.5": 1, "2.0": 1, "3.0": 1, "3.25": 1},
+        "deita.quality": {"2.25": 1, "3.0": 1, "3.5": 1, "4.0": 1},
+        "deita.score": {"4.0": 2, "10.0": 1, "12.0": 1},
+    }
+    assert paths["html"].read_text().count("data:image/png;base64,") == 3

@@ -43,6 +43,41 @@ def length_histograms(ds: ray.data.Dataset) -> dict[str, dict[int, int]]:
     return {source: dict(sorted(bins.items())) for source, bins in sorted(result.items())}
 
 
+# Scores a stage writes into meta, with the histogram bin width used for each.
+SCORE_BIN_WIDTHS = {"deita.score": 2.0, "deita.complexity": 0.25, "deita.quality": 0.25}
+
+
+def _score_values(meta: dict[str, Any]) -> dict[str, float]:
+    deita = meta.get("deita") or {}
+    values: dict[str, float] = {}
+    if "score" in deita:
+        values["deita.score"] = float(deita["score"])
+    for key in ("complexity", "quality"):  # per-turn lists: their mean describes the row
+        turns = deita.get(key)
+        if turns:
+            values[f"deita.{key}"] = sum(turns) / len(turns)
+    return values
+
+
+def _score_bins(table: pa.Table) -> pa.Table:
+    metrics, bins = [], []
+    for text in table.column("meta").to_pylist():
+        for metric, value in _score_values(json.loads(text) if text else {}).items():
+            metrics.append(metric)
+            bins.append(math.floor(value / SCORE_BIN_WIDTHS[metric]))
+    return pa.table({"metric": pa.array(metrics, pa.string()), "bin": pa.array(bins, pa.int32())})
+
+
+def score_histograms(ds: ray.data.Dataset) -> dict[str, dict[float, int]]:
+    """{metric: {bin_start: rows}} for the scores found in rows' meta (empty when nothing was scored)."""
+    counts = ds.map_batches(_score_bins, batch_format="pyarrow").groupby(["metric", "bin"]).count()
+    result: dict[str, dict[float, int]] = {}
+    for row in counts.take_all():
+        start = row["bin"] * SCORE_BIN_WIDTHS[row["metric"]]
+        result.setdefault(row["metric"], {})[start] = int(row["count()"])
+    return {metric: dict(sorted(bins.items())) for metric, bins in sorted(result.items())}
+
+
 def build_report(out_dir: Path, manifest: Manifest) -> dict[str, Any]:
     stages = list(manifest.stages.values())
     funnel = [
@@ -56,10 +91,12 @@ def build_report(out_dir: Path, manifest: Manifest) -> dict[str, Any]:
         for s in stages
     ]
     histograms: dict[str, Any] = {}
+    scores: dict[str, Any] = {}
     if stages and stages[-1]["files"]:
         final = stages[-1]
         paths = [str(out_dir / final["stage"] / name) for name in sorted(final["files"])]
         histograms = length_histograms(ray.data.read_parquet(paths))
+        scores = score_histograms(ray.data.read_parquet(paths))
     return {
         "kind": manifest.data.get("kind"),
         "config_source": manifest.data.get("config_source"),
@@ -68,6 +105,7 @@ def build_report(out_dir: Path, manifest: Manifest) -> dict[str, Any]:
         "rows_out": funnel[-1]["rows_out"] if funnel else 0,
         "length_bin_edges": _BIN_EDGES,
         "length_histograms": histograms,
+        "score_histograms": scores,
     }
 
 
@@ -129,6 +167,25 @@ def _length_plot(report: dict[str, Any]) -> str:
     return png
 
 
+def _score_plot(report: dict[str, Any]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = report["score_histograms"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False)
+    for ax, (metric, bins) in zip(axes[0], metrics.items(), strict=True):
+        starts = [float(b) for b in bins]
+        ax.bar(starts, list(bins.values()), width=SCORE_BIN_WIDTHS[metric], align="edge", color="#4c72b0")
+        ax.set_title(metric)
+        ax.set_xlabel("score")
+        ax.set_ylabel("rows")
+    png = _png(fig)
+    plt.close(fig)
+    return png
+
+
 def _html(report: dict[str, Any]) -> str:
     rows = []
     for f in report["funnel"]:
@@ -137,6 +194,10 @@ def _html(report: dict[str, Any]) -> str:
             f"<tr><td>{html.escape(f['stage'])}</td><td>{f['rows_in']}</td><td>{f['rows_out']}</td>"
             f"<td>{dropped}</td><td>{f['seconds']:.1f}</td></tr>"
         )
+    scores = ""
+    if report["score_histograms"]:
+        image = _score_plot(report)
+        scores = f'<h2>Scores</h2>\n<p><img alt="score histograms" src="data:image/png;base64,{image}"></p>\n'
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>aloe data run report</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;color:#222}}
@@ -151,7 +212,7 @@ config {html.escape(str(report["config_source"] or "-"))}).</p>
 <p><img alt="rows per stage" src="data:image/png;base64,{_funnel_plot(report)}"></p>
 <h2>Lengths</h2>
 <p><img alt="length histograms" src="data:image/png;base64,{_length_plot(report)}"></p>
-</body></html>
+{scores}</body></html>
 """
 
 
