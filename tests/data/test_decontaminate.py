@@ -32,7 +32,6 @@ from aloe_data.pipeline.single import run_stage_on_files
 from aloe_data.sources.records import mcqa_answer_text, mcqa_user_text
 from aloe_data.stages.decontaminate import DecontaminateConfig, DecontaminateStage, match_rows, row_texts
 
-SHARED_MCQA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "medical-mcqa"
 
 LONG_Q = (
     "A 58-year-old man with long-standing type 2 diabetes reports burning pain in both feet that is worse "
@@ -542,7 +541,7 @@ def test_sample_corpus_planted_leaks_are_exactly_dropped(ray_session, tmp_path):
     corpus = pytest.importorskip("aloe_core.corpus")
     from aloe_data.demo import SAMPLE_SFT_SOURCES, sample_pipeline
 
-    corpus.write_sample(tmp_path / "sample", rows=1500, seed=5)
+    corpus.write_sample(tmp_path / "sample", rows=1500, seed=6)  # a seed whose leaks show all 4 variants
     truth = json.loads((tmp_path / "sample" / "ground_truth.json").read_text())
     planted = {
         (d["file"], str(d["row"])): (d["benchmark_file"], d["benchmark_id"])
@@ -571,14 +570,6 @@ def test_sample_corpus_planted_leaks_are_exactly_dropped(ray_session, tmp_path):
 
 
 # -- the real medical test sets ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def shared_mcqa() -> Path:
-    """The real benchmark files beside the checkout (../shared); tests using them skip when absent."""
-    if not SHARED_MCQA.is_dir():
-        pytest.skip(f"real benchmark files not found at {SHARED_MCQA} (the ../shared folder beside the repo)")
-    return SHARED_MCQA
 
 
 def test_medqa_test_rows_are_all_caught_as_themselves(ray_session, shared_mcqa, tmp_path):
