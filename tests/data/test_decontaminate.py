@@ -32,7 +32,6 @@ from aloe_data.pipeline.single import run_stage_on_files
 from aloe_data.sources.records import mcqa_answer_text, mcqa_user_text
 from aloe_data.stages.decontaminate import DecontaminateConfig, DecontaminateStage, match_rows, row_texts
 
-
 LONG_Q = (
     "A 58-year-old man with long-standing type 2 diabetes reports burning pain in both feet that is worse "
     "at night and has slowly progressed over two years. Which drug is the most appropriate first choice?"
