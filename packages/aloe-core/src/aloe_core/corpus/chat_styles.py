@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from aloe_core.corpus import mcqa, yesno
 from aloe_core.corpus.context import PERSONAL, STUDY, details
-from aloe_core.corpus.facts import Drug
+from aloe_core.corpus.facts import Disease, Drug
 from aloe_core.corpus.facts_clinical import DISEASES, LABS
 from aloe_core.corpus.facts_drugs import DRUGS, similar
 from aloe_core.corpus.facts_science import ARTERIES, CRANIAL_NERVES, HORMONES, NERVES, ORGANISMS
@@ -27,6 +27,7 @@ from aloe_core.corpus.sentences import (
     lab_sentences,
     nerve_sentences,
     organism_sentences,
+    some,
 )
 
 MAX_ANSWER = 1500
@@ -301,23 +302,36 @@ def drug_compare(rng: random.Random) -> Exchange:
             f"{cap(a.name)} vs {b.name}: which is which?",
         ),
     )
-    lines = [
-        f"{cap(a.name)} and {b.name} are both used in {a.group} practice but work differently.",
-        f"- Class: {a.name} is {article(a.cls)} {a.cls}; {b.name} is {article(b.cls)} {b.cls}.",
-        f"- Mechanism: {a.name} {a.mechanism}, whereas {b.name} {b.mechanism}.",
-        f"- Typical uses: {a.name} for {join_list(list(a.uses[:2]))}; {b.name} for "
-        f"{join_list(list(b.uses[:2]))}.",
-        f"- Side effects: {a.name} can cause {join_list(list(a.adverse[:3]))}; {b.name} can cause "
-        f"{join_list(list(b.adverse[:3]))}.",
+    first, second = (a, b) if rng.random() < 0.5 else (b, a)
+    bullets = [
+        f"- {pick(rng, ('Class', 'Drug class', 'Group'))}: {first.name} is {article(first.cls)} {first.cls}; "
+        f"{second.name} is {article(second.cls)} {second.cls}.",
+        f"- {pick(rng, ('Mechanism', 'How they work', 'Mode of action'))}: {first.name} {first.mechanism}, "
+        f"whereas {second.name} {second.mechanism}.",
+        f"- {pick(rng, ('Typical uses', 'Main indications', 'Used for'))}: {first.name} for "
+        f"{join_list(some(rng, first.uses, 1, 2))}; {second.name} for "
+        f"{join_list(some(rng, second.uses, 1, 2))}.",
+        f"- {pick(rng, ('Side effects', 'Adverse effects', 'What to watch for'))}: {first.name} can cause "
+        f"{join_list(some(rng, first.adverse, 2, 3))}; {second.name} can cause "
+        f"{join_list(some(rng, second.adverse, 2, 3))}.",
     ]
+    rng.shuffle(bullets)
+    lead = pick(
+        rng,
+        (
+            f"{cap(a.name)} and {b.name} are both used in {a.group} practice but work differently.",
+            f"Both are {a.group} drugs, but {a.name} and {b.name} differ in several ways.",
+            f"Here is how {a.name} and {b.name} compare.",
+        ),
+    )
+    body = "\n".join([lead, *bullets])
     if not similar(a.name, b.name) and rng.random() < 0.6:
-        lines.append(
-            f"In short, think of {a.name} for {a.signature or a.adverse[0]} and {b.name} for "
+        body += (
+            f"\n\nIn short, think of {a.name} for {a.signature or a.adverse[0]} and {b.name} for "
             f"{b.signature or b.adverse[0]} when recalling their hallmark adverse effects."
         )
-    body = "\n".join(lines[:5])
-    if len(lines) > 5:
-        body += "\n\n" + lines[5]
+    elif rng.random() < 0.5:
+        body += f"\n\n{pick(rng, (f'For {a.name}, ', f'About {a.name}: '))}{a.note}."
     return Exchange(user, body, "Compare the two drugs below.", f"{a.name}\n{b.name}", audience="student")
 
 
@@ -366,6 +380,22 @@ def disease_patient(rng: random.Random) -> Exchange:
     return Exchange(user, fit(parts), followups=follow, audience=audience)
 
 
+_SUMMARY_HEADS = (
+    ("Presentation", "Clinical picture", "Typical features", "How it presents"),
+    ("Diagnosis", "Key test", "How it is confirmed", "Key finding"),
+    ("First-line management", "Initial treatment", "Treatment", "What to start"),
+)
+
+
+def _ages(d: Disease) -> str:
+    """Plain-language age group of a disease's vignette age range."""
+    low, high = d.age
+    if high <= 12:
+        return f"young children, roughly {low} to {high} years old"
+    who = {"female": "women", "male": "men"}.get(d.sex, "people")
+    return f"{who} aged about {low} to {high}"
+
+
 def disease_summary(rng: random.Random) -> Exchange:
     d = pick(rng, DISEASES)
     s = disease_sentences(rng, d)
@@ -378,12 +408,16 @@ def disease_summary(rng: random.Random) -> Exchange:
             f"Bullet-point summary of {d.name}, please.",
         ),
     )
-    structured = rng.random() < 0.5
-    if structured:
-        text = (
-            f"**Presentation:** {d.presentation}.\n**Diagnosis:** {d.finding}.\n**First-line management:** "
-            f"{d.treatment}; {d.treatment_detail}."
-        )
+    if rng.random() < 0.5:
+        heads = [pick(rng, options) for options in _SUMMARY_HEADS]
+        lines = [
+            f"**{heads[0]}:** {d.presentation}.",
+            f"**{heads[1]}:** {d.finding}.",
+            f"**{heads[2]}:** {d.treatment}; {d.treatment_detail}.",
+        ]
+        if rng.random() < 0.5:
+            lines.insert(1, f"**{pick(rng, ('Typical age', 'Who gets it', 'Usual patients'))}:** {_ages(d)}.")
+        text = "\n".join(lines)
     else:
         text = fit([s["presentation"], s["finding"], s["treatment"], s["detail"]])
     if d.related:
@@ -412,9 +446,31 @@ def case_reasoning(rng: random.Random) -> Exchange:
     )
     answer = fit(
         [
-            f"The most likely diagnosis is {d.name}.",
-            f"The history of {d.presentation} fits, and {d.finding} supports it.",
-            pick(rng, (f"First-line treatment is {d.treatment}.", f"I would start {d.treatment}.")),
+            pick(
+                rng,
+                (
+                    f"The most likely diagnosis is {d.name}.",
+                    f"This is most likely {d.name}.",
+                    f"The picture fits {d.name}.",
+                    f"My working diagnosis is {d.name}.",
+                ),
+            ),
+            pick(
+                rng,
+                (
+                    f"The history of {d.presentation} fits, and {d.finding} supports it.",
+                    f"Key clues are {d.presentation}, and {d.finding} confirms the picture.",
+                    f"{cap(d.finding)} in a patient aged {p.age} with {d.presentation} points there.",
+                ),
+            ),
+            pick(
+                rng,
+                (
+                    f"First-line treatment is {d.treatment}.",
+                    f"I would start {d.treatment}.",
+                    f"Management begins with {d.treatment}.",
+                ),
+            ),
             f"{cap(d.treatment_detail)}.",
             pick(
                 rng,

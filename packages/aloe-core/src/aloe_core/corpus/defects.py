@@ -1,9 +1,10 @@
 """Planted defect kinds, their rates, and how many of each go into which file.
 
 Counting rule (exact integers, so tests can assert them): the number of rows of kind ``k`` is
-``floor(rate_k * rows + 0.5)`` (round half up) over all training rows; a kind's count is then split over
-the files where that kind makes sense in proportion to the files' sizes, by largest remainder (ties go to
-the file listed first in :data:`~aloe_core.corpus.formats.FILES`). Every planted row has exactly one defect.
+``floor(rate_k * rows + 0.5)`` (round half up) over all training rows; kinds are then split, in the
+order of :data:`KINDS`, over the files where they make sense, in proportion to the rows each file has
+not yet had planted, by largest remainder (ties go to the file listed first in :data:`ALL_FILES`). Every
+planted row has exactly one defect.
 """
 
 from __future__ import annotations
@@ -126,19 +127,22 @@ def allocate(rates: DefectRates, sizes: dict[str, int]) -> dict[str, dict[str, i
     """{file: {kind: count}} for every defect kind, each kind split over its eligible files.
 
     Raises:
-        ValueError: a file would get more defect rows than half its size (rates too high for ``rows``).
+        ValueError: a file would get more planted rows than half its size, or more duplicates than clean
+            rows to copy (rates too high for ``rows``).
     """
     rows = sum(sizes.values())
     plan: dict[str, dict[str, int]] = {f: dict.fromkeys(KINDS, 0) for f in sizes}
     for kind in KINDS:
         total = expected_count(getattr(rates, kind), rows)
-        split = largest_remainder(total, {f: sizes[f] for f in ELIGIBLE[kind] if f in sizes})
-        for f, n in split.items():
+        # Weight by the rows each file still has unplanted, so small corpora spread single defects out.
+        room = {f: sizes[f] - sum(plan[f].values()) for f in ELIGIBLE[kind] if f in sizes}
+        for f, n in largest_remainder(total, room).items():
             plan[f][kind] = n
     for f, kinds in plan.items():
-        if sum(kinds.values()) * 2 > sizes[f] and sizes[f] > 0:
+        planted = sum(kinds.values())
+        originals = kinds["exact_duplicate"] + kinds["near_duplicate"]  # each needs its own clean original
+        if planted * 2 > sizes[f] or originals > sizes[f] - planted:
             raise ValueError(
-                f"{f}: {sum(kinds.values())} planted rows out of {sizes[f]}; lower the DefectRates or raise "
-                "rows"
+                f"{f}: {planted} planted rows out of {sizes[f]}; lower the DefectRates or raise rows"
             )
     return plan

@@ -127,7 +127,7 @@ def _words(text: str) -> list[str]:
 
 
 def tokens(item: Item) -> tuple[list[str], list[str] | None]:
-    """(words of ``matching_text(item)``, words of ``full_text(item)`` or None) computed part by part.
+    """(words of ``matching_text(item)``, words of every text field or None), computed part by part.
 
     Equal to ``aloe_core.text.words`` of the joined texts, because normalisation never merges words across
     the newline that joins parts; computing parts separately lets repeated parts (options) be cached.

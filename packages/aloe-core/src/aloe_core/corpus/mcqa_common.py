@@ -62,14 +62,14 @@ def _random_order(rng: random.Random, n: int):
 
 
 INSTRUCTIONS = (
-    "Choose the single best answer from the options below.",
-    "Select the one option that is most accurate.",
-    "Only one of the options below is correct.",
-    "Pick the best answer and think about why the others are wrong.",
-    "Read all of the options before you choose one.",
-    "There is only one best answer here.",
-    "Answer with the letter of the best option.",
-    "Consider each of the options carefully before answering.",
+    "Choose the single best answer from the options listed below.",
+    "Read all of the options carefully before you choose the best one.",
+    "Only one of the options below is correct, so pick the best one.",
+    "Pick the best answer and think about why the other options are wrong.",
+    "Select the one option that is the most accurate in this situation.",
+    "There is only one best answer here, so read every option first.",
+    "Answer with the letter of the option that fits the question best.",
+    "Consider each of the options carefully before answering the question.",
 )
 
 

@@ -220,13 +220,34 @@ def near_duplicate(
         text = get_text(out, target)
         changed = edit(rng, text) or _typo(rng, text)
         if changed is None:
-            return None
+            break
         out = set_text(out, target, changed)
         score = jaccard(original, word_ngrams(matching_text(out), 5))
         if score < low:
-            return None
+            break
         if score <= min(stop, high):
             return out, score, method
+    return _lead_in(rng, item, original, low, high)
+
+
+LEAD_INS = ("Briefly", "Quick question", "Please note", "One more thing", "In short", "To be clear", "Again")
+
+
+def _lead_in(
+    rng: random.Random, item: Item, original: set[str], low: float, high: float
+) -> tuple[Item, float, str] | None:
+    """Fallback for short texts, where any inner edit breaks too many 5-grams: put a few words in front of
+    the text's first part. That only adds shingles (about one per added word), so the Jaccard stays high."""
+    target = {McqaItem: "question", PreferenceItem: "prompt"}.get(type(item), "msg:0")
+    text = get_text(item, target)
+    for words in range(1, 5):
+        lead = " ".join([*rng.sample(FILLERS, words - 1), pick(rng, LEAD_INS)])
+        out = set_text(item, target, f"{lead[:1].upper()}{lead[1:]}: {text}")
+        score = jaccard(original, word_ngrams(matching_text(out), 5))
+        if score < low:
+            return None
+        if score <= high:
+            return out, score, "insert_delete"
     return None
 
 

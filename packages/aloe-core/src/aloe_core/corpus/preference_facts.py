@@ -47,9 +47,12 @@ def drug_class(rng: random.Random) -> Pair:
             f"What kind of drug is {d.name}? I'm {age} and just got a prescription for it.",
             f"Which drug class does {d.name} belong to, and how does it work? I'm {age}.",
             f"I'm {age}. My new tablets are {d.name}; what type of medicine is that?",
+            f"My pharmacist handed me {d.name} today. I'm {age}; what family of drugs is it in?",
+            f"Can you tell me what {d.name} is? I'm {age} and want to understand my prescription.",
         ),
     )
-    chosen = " ".join([s["class"], s["mechanism"], s["uses"], personal(rng, age)])
+    extra = rng.sample([s["adverse"], s["note"], s.get("signature", "")], rint(rng, 0, 2))
+    chosen = " ".join(p for p in [s["class"], s["mechanism"], s["uses"], *extra, personal(rng, age)] if p)
     rejected = (
         f"{cap(d.name)} is {article(wrong)} {wrong}. That is all there is to it, and it works like any other."
     )
@@ -73,7 +76,9 @@ def treatment(rng: random.Random) -> Pair:
             f"I'm {age} and was told I have {dz.name}. What is normally tried first?",
         ),
     )
-    chosen = " ".join([s["treatment"], s["detail"], s["finding"], personal(rng, age)])
+    middle = [s["detail"], s["finding"], s["presentation"]]
+    rng.shuffle(middle)
+    chosen = " ".join([s["treatment"], *middle[: rint(rng, 1, 3)], personal(rng, age)])
     wrong = pick(rng, dz.wrong_treatments)
     rejected = (
         f"The standard first-line treatment for {dz.name} is {wrong}. Nearly every patient gets that first."

@@ -56,11 +56,11 @@ MAX_EMPTY_BATCHES = 12  # consecutive batches without one accepted row before gi
 def make_mix(path: str) -> Mix | None:
     """The adaptive generator mix of a file (None for PubMedQA, which has a single generator)."""
     if path == "prompt_engine/sample_mcqa.json":
-        return mcqa.make_mix({"vignette": 0.5, "short": 0.5})
+        return mcqa.make_mix({"vignette": 0.7, "short": 0.3})
     if path == "medmcqa/train.jsonl":
         return mcqa.make_mix({"short": 0.7, "vignette": 0.3})
     if path == "medqa/train.jsonl":
-        return mcqa.make_mix({"vignette": 0.9, "short": 0.1})
+        return mcqa.make_mix({"vignette": 1.0})  # MedQA items are clinical vignettes
     if path.startswith("chat/"):
         return chat.make_mix()
     if path == PREFERENCE:
