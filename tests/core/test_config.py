@@ -68,12 +68,17 @@ def test_valid_config_and_stable_hash(tmp_path):
 def test_every_config_in_repo_loads():
     """Every YAML under configs/ validates against the config class its folder names."""
     from aloe_data.pipeline.config import PipelineConfig
+    from aloe_train.config import SFTConfig
+    from aloe_train.dpo_config import DPOConfig
 
-    classes = {"data": PipelineConfig}
+    # configs/<folder>/ -> config class; in configs/train/ the file name's recipe prefix decides.
+    classes = {"data": PipelineConfig, "train/sft": SFTConfig, "train/dpo": DPOConfig}
     files = sorted((REPO / "configs").rglob("*.yaml"))
     assert files, "configs/ has no YAML files"
     for path in files:
         folder = path.relative_to(REPO / "configs").parts[0]
-        assert folder in classes, f"{path}: no config class registered for configs/{folder}/"
-        load_config(classes[folder], path)
+        recipes = [part for part in path.stem.split("_") if part in ("sft", "dpo")]
+        key = f"train/{recipes[0]}" if folder == "train" and recipes else folder
+        assert key in classes, f"{path}: no config class registered for configs/{key}/"
+        load_config(classes[key], path)
         assert path.read_text().startswith("#"), f"{path}: must start with a comment giving its command"

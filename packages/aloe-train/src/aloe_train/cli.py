@@ -8,9 +8,14 @@ from typing import Annotated
 
 import typer
 
+from aloe_train.dpo_cli import dpo_command
+from aloe_train.sft_cli import sft_command
+
 app = typer.Typer(
     help="Train models: SFT and DPO on Ray Train with FSDP2, model merging.", no_args_is_help=True
 )
+app.command("sft")(sft_command)
+app.command("dpo")(dpo_command)
 
 
 @app.command("show-masking")

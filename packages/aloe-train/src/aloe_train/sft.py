@@ -1,0 +1,146 @@
+"""The SFT recipe: Ray Data packed rows -> the shared Ray Train + FSDP2 loop -> checkpoints -> HF export.
+
+:func:`run_sft` prepares the data on the driver (:mod:`aloe_train.data`) and hands it to
+:func:`aloe_train.loop.launch`, whose workers run the loop every recipe shares. What is SFT-specific is
+here: :func:`sft_loss_sum` (cross-entropy summed over trained tokens; the loop divides by the trained
+tokens of the whole global batch), how packed rows become tensors, and the model card.
+
+Output folder (``output_dir``, shared storage on multi-node clusters):
+``config.yaml``, ``data_stats.json``, ``metrics.jsonl``, ``loss_curve.png``, ``summary.json``,
+``checkpoints/checkpoint-NNNNNN/`` (sharded, resumable) and ``model/`` (the Hugging Face export).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import torch
+import torch.nn.functional as F
+import yaml
+
+from aloe_core.ray_session import ensure_ray
+from aloe_train.checkpoint import model_card
+from aloe_train.config import SFTConfig
+from aloe_train.data import IGNORE_INDEX, SFTData, collate, padding_rows, prepare_sft_data
+from aloe_train.loop import Session, launch, logged_records, write_run_files
+
+logger = logging.getLogger("aloe.train")
+
+
+# ------------------------------------------------------------------------------------------ the loss
+def sft_loss_sum(model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+    """Sum of next-token cross-entropies over the tokens with a label (labels are pre-shifted).
+
+    ``position_ids`` restart at 0 at each packed sample; with ``attention_mask=None`` and no KV cache,
+    transformers turns the restarts into a block-diagonal causal mask (sdpa, eager) or varlen
+    boundaries (flash-attention), so no token attends to another sample.
+    """
+    logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
+    return F.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]),
+        batch["labels"].reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="sum",
+    )
+
+
+class SFTRecipe:
+    """SFT for the shared loop: packed rows, loss weighted by trained tokens."""
+
+    name = "sft"
+    config_class = SFTConfig
+    stat_names: tuple[str, ...] = ()
+    weight_name = "trained_tokens"
+
+    def collate(self, table: pa.Table, pad_id: int, config: SFTConfig) -> dict[str, Any]:
+        batch = collate(table, pad_id)
+        return batch | {"weight": batch["n_trained"], "slots": batch["rows"] * config.data.max_length}
+
+    def dummy(self, pad_id: int, config: SFTConfig) -> dict[str, Any]:
+        return self.collate(padding_rows(1, pad_id), pad_id, config)
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        return sft_loss_sum(model, batch), {}
+
+    def card(self, session: Session, eval_loss: float | None) -> str:
+        return sft_model_card(session, eval_loss)
+
+
+SFT_RECIPE = SFTRecipe()
+
+
+# ------------------------------------------------------------------------------------------- driver
+def run_sft(config: SFTConfig) -> dict[str, Any]:
+    """Prepare the data, train on Ray Train (local Ray or ``RAY_ADDRESS``), return the run summary.
+
+    Raises:
+        AloeError: bad inputs or config (before any worker starts), or Ray Train V1 forced on.
+        ray.train.TrainingFailedError: training failed more often than ``scaling.max_failures``.
+    """
+    config = config.with_absolute_paths()
+    write_run_files(config)
+    resources = ensure_ray()
+    data = prepare_sft_data(config, config.scaling.num_workers)
+    _materialize_if_no_cpu_left(data, config, resources)
+    out = Path(config.output_dir)
+    (out / "data_stats.json").write_text(json.dumps(data.stats, indent=2))
+    logger.info("data: %s", json.dumps({k: data.stats[k] for k in ("rows", "train_packing", "plan")}))
+    stats = data.stats | {
+        "eval_rows": data.eval_rows,
+        "padding_efficiency": data.stats["train_packing"]["padding_efficiency"],
+    }
+    datasets = {"train": data.train} | ({"eval": data.eval} if data.eval is not None else {})
+    return launch(config, "sft", datasets, stats)
+
+
+def _materialize_if_no_cpu_left(data: SFTData, config: SFTConfig, resources: dict[str, float]) -> None:
+    """Later epochs are reshuffled lazily, by Ray Data tasks running during training; when the workers
+    take every CPU those tasks could never start, so the whole stream is materialized up front instead
+    (object-store memory: one copy of the packed rows per epoch)."""
+    spare = resources.get("CPU", 0) - config.scaling.num_workers * config.scaling.cpus_per_worker
+    if config.train.epochs > 1 and config.data.shuffle and spare < 1:
+        logger.info(
+            "no CPU left for Ray Data during training: materializing all %d epochs", config.train.epochs
+        )
+        data.train = data.train.materialize()
+
+
+def sft_model_card(s: Session, eval_loss: float | None) -> str:
+    """The exported folder's README: base model, data run, config, results."""
+    stats, config = s.stats, s.config
+    train_rows = stats["rows"].get("train", {})
+    source = ", ".join(f"{k}: {v}" for k, v in stats["source"].items())
+    data = (
+        f"Source: {source}.\n\nRows: {json.dumps(train_rows)}.\n\n"
+        f"Packed into {stats['train_packing']['packed_rows']} rows of {config.data.max_length} tokens "
+        f"(best-fit-decreasing, padding efficiency {stats['train_packing']['padding_efficiency']:.3f}); "
+        "loss on assistant tokens only."
+    )
+    losses = [r["loss"] for r in logged_records(s)] or [float("nan")]
+    results = (
+        f"{s.step} optimizer steps on {s.world} workers; train loss {losses[0]:.4f} -> {losses[-1]:.4f}"
+        + (f"; eval loss {eval_loss:.4f}" if eval_loss is not None else "")
+        + "."
+    )
+    usage = (
+        "```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n"
+        "tok = AutoTokenizer.from_pretrained(PATH)\nmodel = AutoModelForCausalLM.from_pretrained(PATH)\n```"
+    )
+    return model_card(
+        title=f"{Path(config.output_dir).name}: SFT of {Path(config.model.path).name}",
+        base_model=config.model.path,
+        tags=["aloe", "sft", "medical"],
+        sections={
+            "Training data": data,
+            "Training procedure": "aloe SFT recipe (Ray Train + FSDP2). Config:\n\n```yaml\n"
+            + yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+            + "```",
+            "Results": results,
+            "Usage": usage,
+            "Limitations": "Research artefact; not for clinical decisions.",
+        },
+    )
