@@ -455,7 +455,8 @@ def preference(raw: Mapping[str, Any]) -> Parsed:
         "chosen": _answer_text(raw.get("chosen"), "chosen"),
         "rejected": _answer_text(raw.get("rejected"), "rejected"),
     }
-    return Parsed(content, _original_id(raw, "id"))
+    # A category (e.g. safety_refusal, factual) lets training pick a stage's pairs (DPO data.where).
+    return Parsed(content, {**_original_id(raw, "id"), **scalar_meta(raw, {"category": "category"})})
 
 
 LAYOUTS: dict[str, Layout] = {

@@ -1,0 +1,158 @@
+"""The DPO recipe: preference pairs -> reference log-probs (Ray Data actors) -> the shared FSDP2 loop.
+
+:func:`run_dpo` runs the stages of a :class:`~aloe_train.dpo_config.DPOConfig` in order. For each stage
+it prepares the data (:mod:`aloe_train.dpo_data`: tokenize, truncate, reference log-probs with the
+frozen model the stage starts from) and hands it to :func:`aloe_train.loop.launch`, the loop SFT uses
+too. What is DPO-specific is here: the policy forward over ``[chosen; rejected]`` and the loss from
+:mod:`aloe_train.dpo_loss`.
+
+Output folder: ``OUTPUT/<stage>/`` per stage, each like an SFT run (``config.yaml``, ``data_stats.json``,
+``metrics.jsonl``, ``loss_curve.png``, ``summary.json``, ``checkpoints/``, ``model/``), and
+``OUTPUT/summary.json`` listing the stages. A rerun skips finished stages and resumes an interrupted
+one from its latest checkpoint; the final model is the last stage's ``model/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import torch
+import yaml
+
+from aloe_core.ray_session import ensure_ray
+from aloe_train.checkpoint import model_card
+from aloe_train.config import ModelConfig
+from aloe_train.dpo_config import DPOConfig, DPOStageConfig, stage_config
+from aloe_train.dpo_data import collate_pairs, padding_pairs, prepare_dpo_data, sequence_logps
+from aloe_train.dpo_loss import STAT_NAMES, PairLogps, pair_stats, per_pair_loss
+from aloe_train.loop import Session, launch, logged_records, write_run_files
+
+logger = logging.getLogger("aloe.train")
+
+
+def pair_logps(model: torch.nn.Module, batch: dict[str, Any]) -> PairLogps:
+    """The policy's sequence log-probs of every pair in the batch (one forward over 2B sequences)."""
+    completion = batch["completion_mask"]
+    sums, _ = sequence_logps(model, batch["input_ids"], batch["attention_mask"], completion)
+    chosen, rejected = sums.chunk(2, dim=0)
+    chosen_tokens, rejected_tokens = completion.sum(dim=1).to(sums.dtype).chunk(2, dim=0)
+    return PairLogps(
+        chosen=chosen,
+        rejected=rejected,
+        ref_chosen=batch["ref_chosen_logps"].to(sums.dtype),
+        ref_rejected=batch["ref_rejected_logps"].to(sums.dtype),
+        chosen_tokens=chosen_tokens,
+        rejected_tokens=rejected_tokens,
+    )
+
+
+class DPORecipe:
+    """DPO for the shared loop: pair batches, loss weighted by pairs."""
+
+    name = "dpo"
+    config_class = DPOStageConfig
+    stat_names = STAT_NAMES
+    weight_name = "pairs"
+
+    def collate(self, table: pa.Table, pad_id: int, config: DPOStageConfig) -> dict[str, Any]:
+        # The loss settings travel with the batch, so the recipe object stays stateless.
+        return collate_pairs(table, pad_id) | {"loss_config": config.loss}
+
+    def dummy(self, pad_id: int, config: DPOStageConfig) -> dict[str, Any]:
+        return self.collate(padding_pairs(1, pad_id), pad_id, config)
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        loss_config = batch["loss_config"]
+        logps = pair_logps(model, batch)
+        weight = batch["pair_weight"].to(logps.chosen.dtype)
+        loss = (per_pair_loss(logps, loss_config) * weight).sum()
+        return loss, pair_stats(logps, loss_config.beta, weight)
+
+    def card(self, session: Session, eval_loss: float | None) -> str:
+        return dpo_model_card(session, eval_loss)
+
+
+DPO_RECIPE = DPORecipe()
+
+
+# ------------------------------------------------------------------------------------------- driver
+def run_dpo(config: DPOConfig) -> dict[str, Any]:
+    """Run every stage in order (skipping finished ones); return ``OUTPUT/summary.json``'s content.
+
+    Raises:
+        AloeError: bad inputs or config (before any worker of that stage starts).
+        ray.train.TrainingFailedError: a stage failed more often than ``scaling.max_failures``.
+    """
+    out = Path(config.output_dir).expanduser().absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    ensure_ray()
+    model = config.model
+    summaries: list[dict[str, Any]] = []
+    for stage in config.stages:
+        stage_dir = out / stage.name
+        loop_config = stage_config(config, stage, model, str(stage_dir)).with_absolute_paths()
+        summary = _finished(stage_dir) or _run_stage(loop_config)
+        summaries.append({"stage": stage.name, **summary})
+        if not summary.get("model"):
+            raise ValueError(f"stage {stage.name}: export.enabled is false, so no model for the next stage")
+        # The next stage starts from (and is anchored to) this stage's export, whose tokenizer already
+        # carries the chat template used for training.
+        model = ModelConfig(path=summary["model"], attn_implementation=model.attn_implementation)
+    result = {"stages": summaries, "model": summaries[-1]["model"]}
+    (out / "summary.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _finished(stage_dir: Path) -> dict[str, Any] | None:
+    """The summary of a stage that already finished (its summary and model exist), else None."""
+    summary = stage_dir / "summary.json"
+    if summary.is_file() and (stage_dir / "model" / "config.json").is_file():
+        logger.info("stage %s finished earlier: skipped", stage_dir.name)
+        return json.loads(summary.read_text())
+    return None
+
+
+def _run_stage(config: DPOStageConfig) -> dict[str, Any]:
+    write_run_files(config)
+    data = prepare_dpo_data(config, config.scaling.num_workers)
+    (Path(config.output_dir) / "data_stats.json").write_text(json.dumps(data.stats, indent=2))
+    logger.info("stage %s data: %s", config.stage, json.dumps({k: data.stats[k] for k in ("rows", "plan")}))
+    stats = data.stats | {"eval_rows": data.eval_rows, "padding_efficiency": None}
+    datasets = {"train": data.train} | ({"eval": data.eval} if data.eval is not None else {})
+    return launch(config, "dpo", datasets, stats)
+
+
+def dpo_model_card(s: Session, eval_loss: float | None) -> str:
+    """The exported folder's README: base (= reference) model, data, loss, results."""
+    stats, config = s.stats, s.config
+    records = logged_records(s) or [{"loss": float("nan"), "rewards/accuracies": float("nan")}]
+    source = ", ".join(f"{k}: {v}" for k, v in stats["source"].items())
+    results = (
+        f"{s.step} optimizer steps on {s.world} workers; loss {records[0]['loss']:.4f} -> "
+        f"{records[-1]['loss']:.4f}; reward accuracy {records[0].get('rewards/accuracies', float('nan')):.3f}"
+        f" -> {records[-1].get('rewards/accuracies', float('nan')):.3f}"
+        + (f"; eval loss {eval_loss:.4f}" if eval_loss is not None else "")
+        + "."
+    )
+    return model_card(
+        title=f"DPO stage {config.stage} of {Path(config.model.path).name}",
+        base_model=config.model.path,
+        tags=["aloe", "dpo", "medical"],
+        sections={
+            "Training data": f"Source: {source}.\n\nPairs by status: {json.dumps(stats['rows'])}.",
+            "Training procedure": (
+                f"aloe DPO recipe, stage `{config.stage}`: {config.loss.type} loss, beta {config.loss.beta}, "
+                f"label smoothing {config.loss.label_smoothing}, SFT weight {config.loss.sft_weight}; "
+                "reference = the base model above (log-probs precomputed). Config:\n\n```yaml\n"
+                + yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+                + "```"
+            ),
+            "Results": results,
+            "Limitations": "Research artefact; not for clinical decisions.",
+        },
+    )

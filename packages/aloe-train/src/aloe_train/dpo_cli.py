@@ -1,0 +1,62 @@
+"""`aloe train dpo CONFIG`: the command function, for mounting on the ``train`` typer app.
+
+``python -m aloe_train.dpo_cli CONFIG`` runs it standalone (used by tests that train from another
+virtualenv than the one they serve from).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def dpo_command(
+    config: Annotated[
+        Path, typer.Argument(help="DPO config YAML with one or more stages (see configs/train/).")
+    ],
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", "-o", help="Override the config's output_dir.")
+    ] = None,
+) -> None:
+    """Preference optimisation (DPO / cDPO / IPO) in stages on Ray Train + FSDP2.
+
+    Each stage starts from the previous stage's model, which is also its reference. Re-running with the
+    same output_dir skips finished stages and resumes the interrupted one from its latest checkpoint.
+    """
+    from aloe_core.config import load_config
+    from aloe_train.dpo import run_dpo
+    from aloe_train.dpo_config import DPOConfig
+
+    loaded = load_config(DPOConfig, config)
+    if output_dir is not None:
+        loaded = loaded.model_copy(update={"output_dir": str(output_dir)})
+    summary = run_dpo(loaded)
+    for stage in summary["stages"]:
+        typer.echo(
+            f"{stage['stage']}: {stage['steps']} steps, loss {stage['first_loss']:.4f} -> "
+            f"{stage['final_loss']:.4f}, reward accuracy {stage['final_rewards/accuracies']:.3f}"
+        )
+    typer.echo(f"model: {summary['model']}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Standalone entry point; like the `aloe` command, a user error prints one line and exits 2."""
+    import logging
+    import sys
+
+    from aloe_core.errors import AloeError
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(dpo_command)
+    try:
+        app(args=argv, standalone_mode=False)
+    except AloeError as exc:
+        print(f"aloe: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
