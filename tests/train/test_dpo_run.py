@@ -7,6 +7,7 @@ Stage ``general`` trains on the factual/helpfulness pairs, stage ``safety`` on t
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +53,14 @@ def dpo_config(model: Path, data: Path, out: Path) -> DPOConfig:
                     "data": data_section | {"where": {"category": GENERAL}},
                     "loss": {"type": "sigmoid", "beta": 0.1},
                     "optim": {"lr": 5e-3, "warmup_ratio": 0.1},
-                    "train": {"epochs": 3, "micro_batch_size": 2, "grad_accum_steps": 2},
+                    "train": {"epochs": 2, "micro_batch_size": 2, "grad_accum_steps": 2},
                 },
                 {
                     "name": "safety",
                     "data": data_section | {"where": {"category": SAFETY}},
                     "loss": {"type": "sigmoid", "beta": 0.1, "label_smoothing": 0.05, "sft_weight": 0.1},
                     "optim": {"lr": 2e-3, "warmup_ratio": 0.1},
-                    "train": {"epochs": 3, "micro_batch_size": 2, "grad_accum_steps": 2},
+                    "train": {"epochs": 2, "micro_batch_size": 2, "grad_accum_steps": 2},
                 },
             ],
             "scaling": {"num_workers": 2, "max_failures": 0},
@@ -116,11 +117,17 @@ def test_both_stages_train_and_reward_accuracy_rises(two_stages, tiny_model_dir,
         records = stage_records(config.output_dir, stage)
         stage_summary = json.loads((out / stage / "summary.json").read_text())
         assert stage_summary["steps"] == stage_summary["planned_steps"] == len(records) >= 6
+        # Step 1 runs with policy == reference (the precomputed log-probs are the starting model's): the
+        # rewards are 0 up to float noise between the two forward passes, so the DPO loss is log 2
+        # (the safety stage adds an SFT term on top, hence no loss check there).
+        first = records[0]
+        assert abs(first["rewards/margins"]) < 1e-3, (stage, first)
+        if stage == "general":
+            assert abs(first["loss"] - math.log(2)) < 1e-3, first
         accuracy = [r["rewards/accuracies"] for r in records]
-        # Step 1 runs with policy == reference: every reward is 0, so no pair is "won" yet.
-        assert accuracy[0] == 0.0 and sum(accuracy[-3:]) / 3 >= 0.75, (stage, accuracy)
+        assert sum(accuracy[-3:]) / 3 >= 0.75 and sum(accuracy[-3:]) / 3 > accuracy[0], (stage, accuracy)
         margins = [r["rewards/margins"] for r in records]
-        assert margins[-1] > margins[0], (stage, margins)
+        assert min(margins[-3:]) > 1.0, (stage, margins)
     # Stage 2 started from stage 1's export and used it as its reference.
     stage2_config = json.loads((out / "safety" / "summary.json").read_text())
     assert stage2_config["model"] == str(safety_model)

@@ -29,7 +29,7 @@ from aloe_train.config import ModelConfig
 from aloe_train.dpo_config import DPOConfig, DPOStageConfig, stage_config
 from aloe_train.dpo_data import collate_pairs, padding_pairs, prepare_dpo_data, sequence_logps
 from aloe_train.dpo_loss import STAT_NAMES, PairLogps, pair_stats, per_pair_loss
-from aloe_train.loop import Session, launch, logged_records, write_run_files
+from aloe_train.loop import Session, launch, logged_records, materialize_if_no_cpu_left, write_run_files
 
 logger = logging.getLogger("aloe.train")
 
@@ -90,13 +90,13 @@ def run_dpo(config: DPOConfig) -> dict[str, Any]:
     out = Path(config.output_dir).expanduser().absolute()
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    ensure_ray()
+    resources = ensure_ray()
     model = config.model
     summaries: list[dict[str, Any]] = []
     for stage in config.stages:
         stage_dir = out / stage.name
         loop_config = stage_config(config, stage, model, str(stage_dir)).with_absolute_paths()
-        summary = _finished(stage_dir) or _run_stage(loop_config)
+        summary = _finished(stage_dir) or _run_stage(loop_config, resources)
         summaries.append({"stage": stage.name, **summary})
         if not summary.get("model"):
             raise ValueError(f"stage {stage.name}: export.enabled is false, so no model for the next stage")
@@ -117,9 +117,10 @@ def _finished(stage_dir: Path) -> dict[str, Any] | None:
     return None
 
 
-def _run_stage(config: DPOStageConfig) -> dict[str, Any]:
+def _run_stage(config: DPOStageConfig, resources: dict[str, float]) -> dict[str, Any]:
     write_run_files(config)
     data = prepare_dpo_data(config, config.scaling.num_workers)
+    data.train = materialize_if_no_cpu_left(data.train, config, resources)
     (Path(config.output_dir) / "data_stats.json").write_text(json.dumps(data.stats, indent=2))
     logger.info("stage %s data: %s", config.stage, json.dumps({k: data.stats[k] for k in ("rows", "plan")}))
     stats = data.stats | {"eval_rows": data.eval_rows, "padding_efficiency": None}

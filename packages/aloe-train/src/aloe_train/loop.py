@@ -136,6 +136,22 @@ def launch(
     return json.loads((out / "summary.json").read_text())
 
 
+def materialize_if_no_cpu_left(train: Any, config: RecipeConfig, resources: dict[str, float]) -> Any:
+    """The training stream, materialized up front when Ray Data could not run while training.
+
+    Later epochs are reshuffled lazily, by Ray Data tasks running during training; when the workers take
+    every CPU those tasks could never start and the workers would wait for data forever, so the whole
+    stream is materialized first instead (object-store memory: one copy of the rows per epoch).
+    """
+    spare = resources.get("CPU", 0) - config.scaling.num_workers * config.scaling.cpus_per_worker
+    if config.train.epochs > 1 and config.data.shuffle and spare < 1:
+        logger.info(
+            "no CPU left for Ray Data during training: materializing all %d epochs", config.train.epochs
+        )
+        return train.materialize()
+    return train
+
+
 def write_run_files(config: RecipeConfig) -> None:
     """``config.yaml`` in the output folder, before anything runs (what was asked, even if it fails)."""
     out = Path(config.output_dir)

@@ -25,8 +25,8 @@ import yaml
 from aloe_core.ray_session import ensure_ray
 from aloe_train.checkpoint import model_card
 from aloe_train.config import SFTConfig
-from aloe_train.data import IGNORE_INDEX, SFTData, collate, padding_rows, prepare_sft_data
-from aloe_train.loop import Session, launch, logged_records, write_run_files
+from aloe_train.data import IGNORE_INDEX, collate, padding_rows, prepare_sft_data
+from aloe_train.loop import Session, launch, logged_records, materialize_if_no_cpu_left, write_run_files
 
 logger = logging.getLogger("aloe.train")
 
@@ -85,7 +85,7 @@ def run_sft(config: SFTConfig) -> dict[str, Any]:
     write_run_files(config)
     resources = ensure_ray()
     data = prepare_sft_data(config, config.scaling.num_workers)
-    _materialize_if_no_cpu_left(data, config, resources)
+    data.train = materialize_if_no_cpu_left(data.train, config, resources)
     out = Path(config.output_dir)
     (out / "data_stats.json").write_text(json.dumps(data.stats, indent=2))
     logger.info("data: %s", json.dumps({k: data.stats[k] for k in ("rows", "train_packing", "plan")}))
@@ -95,18 +95,6 @@ def run_sft(config: SFTConfig) -> dict[str, Any]:
     }
     datasets = {"train": data.train} | ({"eval": data.eval} if data.eval is not None else {})
     return launch(config, "sft", datasets, stats)
-
-
-def _materialize_if_no_cpu_left(data: SFTData, config: SFTConfig, resources: dict[str, float]) -> None:
-    """Later epochs are reshuffled lazily, by Ray Data tasks running during training; when the workers
-    take every CPU those tasks could never start, so the whole stream is materialized up front instead
-    (object-store memory: one copy of the packed rows per epoch)."""
-    spare = resources.get("CPU", 0) - config.scaling.num_workers * config.scaling.cpus_per_worker
-    if config.train.epochs > 1 and config.data.shuffle and spare < 1:
-        logger.info(
-            "no CPU left for Ray Data during training: materializing all %d epochs", config.train.epochs
-        )
-        data.train = data.train.materialize()
 
 
 def sft_model_card(s: Session, eval_loss: float | None) -> str:
