@@ -44,6 +44,7 @@ def test_root_help_lists_every_group():
         "train show-masking",
         "train sft",
         "train dpo",
+        "train merge",
         "infer generate",
         "model tiny",
         "demo",

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from aloe_train.dpo_cli import dpo_command
+from aloe_train.merge_cli import merge_command
 from aloe_train.sft_cli import sft_command
 
 app = typer.Typer(
@@ -16,6 +17,7 @@ app = typer.Typer(
 )
 app.command("sft")(sft_command)
 app.command("dpo")(dpo_command)
+app.command("merge")(merge_command)
 
 
 @app.command("show-masking")

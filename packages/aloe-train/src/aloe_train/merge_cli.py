@@ -1,0 +1,63 @@
+"""`aloe train merge CONFIG`: the command function, for mounting on the ``train`` typer app.
+
+Mount with ``app.command("merge")(merge_command)`` in :mod:`aloe_train.cli`; ``python -m
+aloe_train.merge_cli CONFIG`` runs it standalone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def merge_command(
+    config: Annotated[Path, typer.Argument(help="mergekit-style merge YAML (see configs/merge/).")],
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", "-o", help="Output folder (overrides output_dir).")
+    ] = None,
+    random_seed: Annotated[
+        int | None,
+        typer.Option("--random-seed", min=0, help="DARE mask seed (overrides random_seed; default 0)."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output folder.")] = False,
+) -> None:
+    """Merge models (linear, task_arithmetic, ties, dare_ties, dare_linear) tensor by tensor.
+
+    Accepts mergekit's YAML for these methods; a seeded DARE merge equals `mergekit-yaml --random-seed`.
+    Writes a Hugging Face folder with a model card recording the recipe and input checksums.
+    """
+    from aloe_train.merge import load_merge_config, run_merge
+
+    loaded = load_merge_config(config)
+    if random_seed is not None:
+        loaded = loaded.model_copy(update={"random_seed": random_seed})
+    summary = run_merge(loaded, output_dir, config_text=config.read_text(encoding="utf-8"), overwrite=force)
+    typer.echo(
+        f"merge ({loaded.merge_method}): {summary['tensors']} tensors, {summary['parameters']:,} parameters, "
+        f"{len(summary['shards'])} shard(s) in {summary['seconds']:.1f} s, "
+        f"peak RSS {summary['peak_rss_bytes'] / 2**30:.2f} GiB"
+    )
+    typer.echo(f"model: {summary['output_dir']}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Standalone entry point; like the `aloe` command, a user error prints one line and exits 2."""
+    import logging
+    import sys
+
+    from aloe_core.errors import AloeError
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(merge_command)
+    try:
+        app(args=argv, standalone_mode=False)
+    except AloeError as exc:
+        print(f"aloe: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
