@@ -81,11 +81,8 @@ def run_aloe(model: Path, data: Path, out: Path, args: argparse.Namespace) -> di
 
 def trl_child(model: str, data: str, out: str, max_length: int, batch: int, steps: int) -> None:
     """One torchrun process of the TRL run; rank 0 writes the result JSON to ``out``."""
-    import glob
-
-    import pyarrow.parquet as pq
     import torch
-    from datasets import Dataset
+    from datasets import load_from_disk
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
@@ -96,18 +93,9 @@ def trl_child(model: str, data: str, out: str, max_length: int, batch: int, step
         def on_step_end(self, args, state, control, **kwargs):
             self.marks.append(time.time())
 
-    files = sorted(glob.glob(os.path.join(data, "*", "*.parquet")))
-    table = pq.read_table(files, columns=["prompt", "chosen", "rejected"]).to_pylist()
-    dataset = Dataset.from_list(
-        [
-            {
-                "prompt": r["prompt"],
-                "chosen": [{"role": "assistant", "content": r["chosen"]}],
-                "rejected": [{"role": "assistant", "content": r["rejected"]}],
-            }
-            for r in table
-        ]
-    )
+    # File-backed (saved by the parent): TRL caches the precomputed reference log-probs next to the
+    # dataset files, and every rank must find rank 0's cache; an in-memory dataset caches per process.
+    dataset = load_from_disk(data)
     config = DPOConfig(
         output_dir=out + ".trl",
         max_length=max_length,
@@ -146,7 +134,28 @@ def trl_child(model: str, data: str, out: str, max_length: int, batch: int, step
         Path(out).write_text(json.dumps(summary))
 
 
+def trl_dataset(data: Path, out: Path) -> Path:
+    """The same pairs in TRL's conversational format, saved to disk for the torchrun children."""
+    import pyarrow.parquet as pq
+    from datasets import Dataset
+
+    files = sorted(str(p) for p in data.glob("*/*.parquet") if "_dropped" not in p.parts)
+    rows = pq.read_table(files, columns=["prompt", "chosen", "rejected"]).to_pylist()
+    Dataset.from_list(
+        [
+            {
+                "prompt": r["prompt"],
+                "chosen": [{"role": "assistant", "content": r["chosen"]}],
+                "rejected": [{"role": "assistant", "content": r["rejected"]}],
+            }
+            for r in rows
+        ]
+    ).save_to_disk(str(out))
+    return out
+
+
 def run_trl(model: Path, data: Path, out: Path, args: argparse.Namespace) -> dict:
+    data = trl_dataset(data, out.with_suffix(".data"))
     command = [
         sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={args.workers}", __file__,
         "--trl-child", str(model), str(data), str(out), str(args.max_length), str(args.batch_size),

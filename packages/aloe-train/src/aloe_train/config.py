@@ -49,7 +49,11 @@ class LoopConfig(StrictModel):
     micro_batch_size: int = Field(1, ge=1)  # packed rows per forward pass per worker
     grad_accum_steps: int = Field(1, ge=1)
     seed: int = Field(0, ge=0)
-    log_every: int = Field(1, ge=1)
+    log_every: int = Field(1, ge=1)  # metrics.jsonl lines
+    # ray.train.report is a barrier across workers through Ray's controller (~0.1 s idle, over 1 s on a
+    # busy CPU node, measured by benchmarks/dpo.py), so metrics reach Ray only every report_every steps
+    # (and with every checkpoint); metrics.jsonl still gets every log_every step.
+    report_every: int = Field(10, ge=1)
     eval_every: int | None = Field(None, ge=1)  # None: evaluate only at the end (if there is eval data)
     save_every: int | None = Field(None, ge=1)  # None: checkpoint only at the end
     # Record which samples each step trained on (per packed row) in metrics.jsonl: for audits and
@@ -131,7 +135,7 @@ class RecipeConfig(StrictModel):
         data["scaling"] = {
             k: v for k, v in data["scaling"].items() if k in ("num_workers", "mixed_precision")
         }
-        for key in ("log_every", "log_sample_ids", "eval_every", "save_every"):
+        for key in ("log_every", "report_every", "log_sample_ids", "eval_every", "save_every"):
             data["train"].pop(key, None)
         data.pop("output_dir", None)
         return data

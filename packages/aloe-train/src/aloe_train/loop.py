@@ -284,6 +284,7 @@ def train(s: Session) -> None:
         record = train_step(s, global_step, started)
         if s.step % loop.log_every == 0 or s.step == s.plan.steps:
             s.metrics.log(record)
+        if s.step % loop.report_every == 0:
             _report(record)
         if loop.eval_every and s.step % loop.eval_every == 0 and s.step < s.plan.steps:
             evaluate(s)
