@@ -66,7 +66,7 @@ def test_killed_run_resumes_to_identical_shards(ray_session, config_file, tmp_pa
 
     assert aloe(["data", "run", str(config_file), "--out", str(killed)], address).wait() == 0
     after = entries(killed)
-    assert list(after) == ["01-ingest", "02-clean", "03-exact-dedup", "04-decontaminate"]
+    assert list(after) == ["01-ingest", "02-clean", "03-exact-dedup", "04-fuzzy-dedup", "05-decontaminate"]
     assert {k: after[k] for k in before} == before  # finished stages were not redone
     assert stage_files(killed) == stage_files(reference)
     for relative, digest in stage_files(reference).items():
@@ -89,7 +89,7 @@ def test_finished_run_does_no_work_and_changed_stage_reruns(ray_session, config_
     assert result.returncode == 0
     assert entries(out) == first
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")} == mtimes
-    assert stderr.count("finished earlier, skipped") == 4
+    assert stderr.count("finished earlier, skipped") == 5
 
     raw = yaml.safe_load(config_file.read_text())
     raw["stages"][0]["min_answer_chars"] = 25

@@ -11,13 +11,16 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from datasketch import MinHash
 
 from aloe_core.config import validate_config
 from aloe_core.corpus import write_sample
+from aloe_core.text import matching_text, word_ngrams
 from aloe_data.demo import SAMPLE_PREFERENCE_SOURCES, SAMPLE_SFT_SOURCES, sample_pipeline
 from aloe_data.pipeline.config import PipelineConfig
 from aloe_data.pipeline.report import write_report
 from aloe_data.pipeline.runner import run_pipeline
+from aloe_data.stages.exact_dedup import answer_length
 
 PREFIX = {name: str(Path(path).parent) for name, path, _ in SAMPLE_SFT_SOURCES + SAMPLE_PREFERENCE_SOURCES}
 # Ground-truth defect kind -> the drop reason of the stage that must catch it.
@@ -75,7 +78,13 @@ def sft_files(truth: dict) -> set[str]:
 
 def test_stage_layout_and_invariant(sft_run):
     out, manifest = sft_run
-    assert list(manifest.stages) == ["01-ingest", "02-clean", "03-exact-dedup", "04-decontaminate"]
+    assert list(manifest.stages) == [
+        "01-ingest",
+        "02-clean",
+        "03-exact-dedup",
+        "04-fuzzy-dedup",
+        "05-decontaminate",
+    ]
     previous_out = None
     for entry in manifest.stages.values():
         assert entry["rows_in"] == entry["rows_out"] + sum(entry["dropped"].values())
@@ -127,7 +136,7 @@ def test_every_planted_pii_item_is_masked(sft_run, sample):
     assert expected, "the sample has no PII in sft files"
     assert {loc: kinds for loc, kinds in masked.items() if kinds} == dict(expected)
     values = [d["value"] for d in truth["defects"] if d["kind"] in PII_KINDS and d["file"] in files]
-    text = json.dumps(rows_of(out / "04-decontaminate"))
+    text = json.dumps(rows_of(out / "05-decontaminate"))
     assert [v for v in values if json.dumps(v)[1:-1] in text] == []
 
 
@@ -159,6 +168,59 @@ def test_exact_dedup_drops_one_of_each_planted_pair(sft_run, sample):
         assert {dropped[m] for m in members - kept} == kept
 
 
+def lsh_clusters(rows: list[dict], bands: int = 9, band_rows: int = 13) -> list[set[str]]:
+    """Oracle for fuzzy dedup's defaults: ids whose datasketch MinHashes (128 permutations, seed 1, word
+    5-grams of the matching text) share a band, grouped into connected components (size >= 2)."""
+    parent = {r["id"]: r["id"] for r in rows}
+
+    def find(x):
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    buckets: dict[tuple[int, bytes], str] = {}
+    for row in rows:
+        shingles = word_ngrams(matching_text(row), 5)
+        if not shingles:
+            continue
+        minhash = MinHash(num_perm=128, seed=1)
+        minhash.update_batch([s.encode() for s in shingles])
+        for band in range(bands):
+            key = (band, minhash.hashvalues[band * band_rows : (band + 1) * band_rows].tobytes())
+            parent[find(row["id"])] = find(buckets.setdefault(key, row["id"]))
+    clusters = defaultdict(set)
+    for row_id in parent:
+        clusters[find(row_id)].add(row_id)
+    return [c for c in clusters.values() if len(c) > 1]
+
+
+def test_fuzzy_dedup_drops_exactly_the_caught_planted_near_duplicates(sft_run, sample):
+    out, manifest = sft_run
+    _, truth = sample
+    files = sft_files(truth)
+    rows = rows_of(out / "03-exact-dedup")  # the stage's input
+    where = {r["id"]: locator(r) for r in rows}
+    by_id = {r["id"]: r for r in rows}
+    expected = {}  # every LSH cluster keeps its longest answer (the demo has no scores), then smallest id
+    for cluster in lsh_clusters(rows):
+        kept = min(cluster, key=lambda i: (-answer_length(by_id[i]), i))
+        expected.update({i: kept for i in cluster - {kept}})
+    dropped = {r["id"]: r["duplicate_of"] for r in dropped_of(out / "04-fuzzy-dedup")}
+    assert dropped == expected
+    assert manifest.stages["04-fuzzy-dedup"]["dropped"] == {"near_duplicate": len(expected)}
+    # Every drop is one side of a planted near-duplicate pair, and nearly all planted pairs are caught
+    # (LSH at 9 bands x 13 rows finds a pair of Jaccard 0.9 with probability 0.93, of 0.95 with 0.999).
+    planted_pairs = {
+        frozenset({(d["file"], str(d["row"])), (d["of"]["file"], str(d["of"]["row"]))})
+        for d in truth["defects"]
+        if d["kind"] == "near_duplicate" and d["file"] in files
+    }
+    caught = {frozenset({where[i], where[k]}) for i, k in dropped.items()}
+    assert caught <= planted_pairs
+    reachable = {p for p in planted_pairs if p <= set(where.values())}
+    assert len(caught) >= 0.95 * len(reachable) and len(reachable) >= 0.95 * len(planted_pairs)
+
+
 def test_decontamination_drops_exactly_the_planted_leaks(sft_run, sample):
     out, manifest = sft_run
     _, truth = sample
@@ -167,10 +229,10 @@ def test_decontamination_drops_exactly_the_planted_leaks(sft_run, sample):
         for d in truth["defects"]
         if d["kind"] == "benchmark_leak" and d["file"] in sft_files(truth)
     }
-    dropped = dropped_of(out / "04-decontaminate")
+    dropped = dropped_of(out / "05-decontaminate")
     assert {locator(r): r["matched_id"] for r in dropped} == leaks
     assert {r["drop_reason"] for r in dropped} == {"benchmark_overlap"}
-    assert manifest.stages["04-decontaminate"]["dropped"] == {"benchmark_overlap": len(leaks)}
+    assert manifest.stages["05-decontaminate"]["dropped"] == {"benchmark_overlap": len(leaks)}
 
 
 def test_shards_read_with_pyarrow_polars_and_datasets(sft_run):
@@ -178,8 +240,8 @@ def test_shards_read_with_pyarrow_polars_and_datasets(sft_run):
     import polars as pl
 
     out, manifest = sft_run
-    final = out / "04-decontaminate"
-    expected = manifest.stages["04-decontaminate"]["rows_out"]
+    final = out / "05-decontaminate"
+    expected = manifest.stages["05-decontaminate"]["rows_out"]
     assert pq.read_table(final, ignore_prefixes=["_"]).num_rows == expected
     assert pl.read_parquet(str(final / "*.parquet")).height == expected
     loaded = datasets.load_dataset("parquet", data_files=str(final / "*.parquet"), split="train")
@@ -191,7 +253,7 @@ def test_report_shows_the_funnel(sft_run):
     out, manifest = sft_run
     report = json.loads((out / "report.json").read_text())
     assert [f["stage"] for f in report["funnel"]] == list(manifest.stages)
-    assert report["rows_out"] == manifest.stages["04-decontaminate"]["rows_out"]
+    assert report["rows_out"] == manifest.stages["05-decontaminate"]["rows_out"]
     assert sum(sum(bins.values()) for bins in report["length_histograms"].values()) == report["rows_out"]
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 2 and "exact_duplicate" in page

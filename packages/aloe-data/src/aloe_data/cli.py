@@ -159,6 +159,50 @@ def exact_dedup(
 
 
 @app.command()
+def dedup(
+    input: InputOpt,
+    output: OutputOpt,
+    threshold: Annotated[
+        float, typer.Option(help="Jaccard similarity above which rows are near-duplicates (0-1].")
+    ] = 0.8,
+    num_perm: Annotated[int, typer.Option(help="MinHash permutations (signature length).")] = 128,
+    ngram: Annotated[int, typer.Option(help="Shingle size: words (or characters with --shingle char).")] = 5,
+    shingle: Annotated[str, typer.Option(help="word or char n-grams of the normalised text.")] = "word",
+    seed: Annotated[int, typer.Option(help="Permutation seed (datasketch's default is 1).")] = 1,
+    bands: Annotated[
+        int | None, typer.Option(help="LSH bands (with --rows; default: datasketch's optimum for threshold).")
+    ] = None,
+    rows: Annotated[int | None, typer.Option(help="Signature slots per LSH band (with --bands).")] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Check each candidate pair's exact Jaccard before merging.")
+    ] = False,
+    score_key: Annotated[
+        str,
+        typer.Option(help="Dotted meta path (or column) of a quality score; the best-scored row is kept."),
+    ] = "deita.score",
+    shard_rows: ShardOpt = 100_000,
+    num_cpus: CpusOpt = None,
+) -> None:
+    """Drop near-duplicate rows (MinHash LSH); each cluster keeps its best-scored, then longest, row."""
+    from aloe_core.config import validate_config
+    from aloe_data.stages.fuzzy_dedup import FuzzyDedupConfig, FuzzyDedupStage
+
+    raw = {
+        "threshold": threshold,
+        "num_perm": num_perm,
+        "ngram": ngram,
+        "shingle": shingle,
+        "seed": seed,
+        "bands": bands,
+        "rows": rows,
+        "verify": verify,
+        "keep": {"score_key": score_key or None},
+    }
+    stage = FuzzyDedupStage(validate_config(FuzzyDedupConfig, raw, "command line"))
+    _run_one(stage, input, output, shard_rows, num_cpus)
+
+
+@app.command()
 def decontaminate(
     input: InputOpt,
     output: OutputOpt,

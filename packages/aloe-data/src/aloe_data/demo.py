@@ -28,6 +28,7 @@ def demo_stages(sample_dir: Path, kind: str) -> list[dict[str, Any]]:
     """Every data stage that exists, set up for the sample corpus (decontaminated against its benchmark)."""
     stages: list[dict[str, Any]] = [{"type": "clean"}, {"type": "exact_dedup"}]
     if kind == "sft":
+        stages.append({"type": "fuzzy_dedup"})
         stages.append({"type": "decontaminate", "benchmarks": [str(Path(sample_dir) / "benchmarks")]})
     return stages
 

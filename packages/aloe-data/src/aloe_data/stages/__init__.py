@@ -11,12 +11,14 @@ from aloe_data.stages.clean import CleanStage
 from aloe_data.stages.decontaminate import DecontaminateStage
 from aloe_data.stages.deita import DeitaScoreStage
 from aloe_data.stages.exact_dedup import ExactDedupStage
+from aloe_data.stages.fuzzy_dedup import FuzzyDedupStage
 from aloe_data.stages.select import DiversitySelectStage
 
 # Every stage class a config may name; add new stages here (see aloe_data.pipeline.stage).
 STAGE_CLASSES: list[type[Stage]] = [
     CleanStage,
     ExactDedupStage,
+    FuzzyDedupStage,
     DecontaminateStage,
     DeitaScoreStage,
     DiversitySelectStage,
