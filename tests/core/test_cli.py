@@ -41,6 +41,8 @@ def test_root_help_lists_every_group():
         "data decontaminate",
         "data score",
         "data select",
+        "data template",
+        "data cot",
         "train show-masking",
         "train sft",
         "train dpo",

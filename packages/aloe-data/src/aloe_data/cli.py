@@ -324,3 +324,95 @@ def select(
     }
     stage = DiversitySelectStage(validate_config(DiversitySelectConfig, raw, "command line"))
     _run_one(stage, input, output, shard_rows, num_cpus)
+
+
+@app.command()
+def template(
+    input: InputOpt,
+    output: OutputOpt,
+    share: Annotated[float, typer.Option(help="Fraction of eligible rows to template (0-1).")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Same seed, same template for every row.")] = 0,
+    templates: Annotated[
+        list[str] | None,
+        typer.Option("--templates", "-t", help="Your own template YAML file or folder; repeatable."),
+    ] = None,
+    include: Annotated[
+        list[str] | None, typer.Option(help="Template id pattern to use (fnmatch); repeatable. Default: all.")
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option(help="Template id pattern never to use; repeatable.")
+    ] = None,
+    no_builtin: Annotated[
+        bool, typer.Option("--no-builtin", help="Use only the --templates files, not the shipped ones.")
+    ] = False,
+    shard_rows: ShardOpt = 100_000,
+    num_cpus: CpusOpt = None,
+) -> None:
+    """Rewrite user turns with prompt templates per task family; the template id goes to meta.template."""
+    from aloe_core.config import validate_config
+    from aloe_data.stages.template import TemplateConfig, TemplateStage
+
+    raw = {
+        "share": share,
+        "seed": seed,
+        "template_files": templates or [],
+        "include": include or ["*"],
+        "exclude": exclude or [],
+        "builtin": not no_builtin,
+    }
+    _run_one(
+        TemplateStage(validate_config(TemplateConfig, raw, "command line")),
+        input,
+        output,
+        shard_rows,
+        num_cpus,
+    )
+
+
+@app.command()
+def cot(
+    input: InputOpt,
+    output: OutputOpt,
+    model: Annotated[str, typer.Option("--model", help="Local folder of the teacher model.")],
+    engine: Annotated[str, typer.Option(help="vllm or hf (transformers).")] = "vllm",
+    concurrency: Annotated[int, typer.Option(help="Generation actors (one engine each).")] = 1,
+    num_gpus: Annotated[float, typer.Option(help="GPUs per actor (0 = CPU; >= tensor parallel size).")] = 0,
+    tensor_parallel_size: Annotated[int, typer.Option(help="GPUs one vLLM engine spans.")] = 1,
+    max_model_len: Annotated[int | None, typer.Option(help="Context length (default: the model's).")] = None,
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
+    gpu_memory_utilization: Annotated[
+        float, typer.Option(help="(vllm) memory share per GPU (on CPU: of host memory; use ~0.1).")
+    ] = 0.9,
+    batch_size: Annotated[int, typer.Option(help="Rows per actor call (and per checkpoint chunk).")] = 64,
+    max_tokens: Annotated[int, typer.Option(help="Longest reasoning in tokens.")] = 1024,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (> 0 when retrying).")] = 0.7,
+    max_retries: Annotated[int, typer.Option(help="New-seed attempts for rows that fail verification.")] = 2,
+    prompt: Annotated[
+        str, typer.Option(help="Template id of the teacher prompt (family cot).")
+    ] = "cot-default",
+    seed: Annotated[int, typer.Option(help="Base of the per-row seeds.")] = 0,
+    shard_rows: ShardOpt = 100_000,
+    num_cpus: CpusOpt = None,
+) -> None:
+    """Rewrite MCQA answers as verified step-by-step reasoning; unverifiable rows drop as cot_unverified."""
+    from aloe_core.config import validate_config
+    from aloe_data.stages.cot import CotConfig, CotStage
+
+    raw = {
+        "engine": {
+            "type": engine,
+            "model": model,
+            "tensor_parallel_size": tensor_parallel_size,
+            "max_model_len": max_model_len,
+            "dtype": dtype,
+            "gpu_memory_utilization": gpu_memory_utilization,
+        },
+        "sampling": {"max_tokens": max_tokens, "temperature": temperature},
+        "concurrency": concurrency,
+        "num_gpus": num_gpus,
+        "batch_size": batch_size,
+        "max_retries": max_retries,
+        "prompt": prompt,
+        "seed": seed,
+    }
+    _run_one(CotStage(validate_config(CotConfig, raw, "command line")), input, output, shard_rows, num_cpus)

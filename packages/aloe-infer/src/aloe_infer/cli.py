@@ -1,4 +1,4 @@
-"""`aloe infer ...`: generate from a model (engines, Medprompt and evaluation commands land here)."""
+"""`aloe infer ...`: generate from a model through the engine interface (aloe_infer.engine)."""
 
 from __future__ import annotations
 
@@ -20,25 +20,38 @@ def generate(
     ],
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens to generate.")] = 64,
     system: Annotated[str | None, typer.Option(help="Optional system message.")] = None,
+    engine: Annotated[str, typer.Option(help="hf (transformers) or vllm.")] = "hf",
+    temperature: Annotated[float, typer.Option(min=0, help="0 = greedy.")] = 0.0,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed (same seed, same text).")] = None,
+    gpu_memory_utilization: Annotated[
+        float, typer.Option(help="(vllm) memory share for weights + KV cache (on CPU: of host memory).")
+    ] = 0.1,
 ) -> None:
-    """Greedy chat generation with transformers on CPU or GPU (fp32 on CPU)."""
-    from aloe_core.errors import InputError
+    """Chat generation with the transformers or vLLM engine (fp32 on CPU, bf16 on GPU)."""
+    from aloe_core.config import validate_config
+    from aloe_infer.engine import EngineConfig, load_engine
+    from aloe_infer.sampling import SamplingParams
 
-    if not (model / "config.json").is_file():
-        raise InputError(f"{model}: not a model folder (no config.json)")
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    if tokenizer.chat_template is None:
-        raise InputError(f"{model}: the tokenizer has no chat template")
-    lm = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32, use_safetensors=True).eval()
+    config = validate_config(
+        EngineConfig,
+        {"type": engine, "model": str(model), "gpu_memory_utilization": gpu_memory_utilization},
+        "command line",
+    )
+    params = validate_config(
+        SamplingParams,
+        {"max_tokens": max_new_tokens, "temperature": temperature, "seed": seed},
+        "command line",
+    )
     messages = ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": prompt}
     ]
-    inputs = tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-    )
-    with torch.no_grad():
-        output = lm.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-    typer.echo(tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True))
+    loaded = load_engine(config)
+    try:
+        [result] = loaded.chat([messages], params)
+    finally:
+        loaded.close()
+    if result.error is not None:
+        from aloe_core.errors import InputError
+
+        raise InputError(f"{model}: {result.error}")
+    typer.echo(result.completions[0].text)
