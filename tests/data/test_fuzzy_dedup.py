@@ -505,15 +505,10 @@ def test_stage_rejects_text_that_is_not_utf8(preserve_order) -> None:
         )
 
 
-def test_dedup_command_writes_identical_shards_on_rerun(
-    preserve_order, planted, default_run, tmp_path, monkeypatch
-):
+def test_dedup_command_writes_identical_shards_on_rerun(preserve_order, planted, default_run, tmp_path):
     """`aloe data dedup` (in process, on the session's Ray): kept and dropped shards, the manifest, and
     byte-identical files when run again."""
     _, dropped = default_run
-    # Ray Data's V2 Parquet reader starts footer-reading actors on every read_parquet: 3-15 s per read on
-    # 2 busy cores, and the stage reads its input three times per run. The V1 reader reads the same rows.
-    monkeypatch.setattr(ray.data.DataContext.get_current(), "use_datasource_v2", False)
     table = pa.Table.from_pylist(planted, schema=SFT_SCHEMA)
     (tmp_path / "in").mkdir()
     for i, start in enumerate(range(0, table.num_rows, 80)):

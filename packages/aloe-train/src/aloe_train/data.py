@@ -519,10 +519,17 @@ class SFTData:
     stats: dict[str, Any]
 
 
-def _tokenized(files: list[str], config: SFTConfig, split: str | None) -> ray.data.Dataset:
+def read_shards(files: list[str], columns: tuple[str, ...]) -> ray.data.Dataset:
+    """The shards' rows in file order, with those of ``columns`` the files have (recipes read only what
+    they tokenize; optional columns such as ``id`` or ``meta`` may be absent)."""
     import ray.data
 
-    ds = ray.data.read_parquet(files, shuffle=None).select_columns(_read_columns(files[0]))
+    present = pq.read_schema(files[0]).names
+    return ray.data.read_parquet(files, shuffle=None).select_columns([c for c in columns if c in present])
+
+
+def _tokenized(files: list[str], config: SFTConfig, split: str | None) -> ray.data.Dataset:
+    ds = read_shards(files, ("id", "messages"))
     return ds.map_batches(
         tokenize_batch,
         batch_format="pyarrow",
@@ -535,11 +542,6 @@ def _tokenized(files: list[str], config: SFTConfig, split: str | None) -> ray.da
             "split": split,
         },
     ).materialize()
-
-
-def _read_columns(file: str) -> list[str]:
-    names = pq.read_schema(file).names
-    return [c for c in ("id", "messages") if c in names]
 
 
 def _count(tokenized: ray.data.Dataset) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from aloe_train.data import (
     check_chat_template,
     hash_fraction,
     load_tokenizer,
+    read_shards,
     resolve_chat_template,
     resolve_shards,
 )
@@ -334,10 +335,7 @@ class DPOData:
 
 
 def _tokenized(files: list[str], config: DPOStageConfig, split: str | None) -> ray.data.Dataset:
-    import ray.data
-
-    columns = [c for c in ("id", "prompt", "chosen", "rejected", "meta") if c in _schema_names(files[0])]
-    ds = ray.data.read_parquet(files, shuffle=None).select_columns(columns)
+    ds = read_shards(files, ("id", "prompt", "chosen", "rejected", "meta"))
     return ds.map_batches(
         tokenize_pairs,
         batch_format="pyarrow",
@@ -352,12 +350,6 @@ def _tokenized(files: list[str], config: DPOStageConfig, split: str | None) -> r
             "where": config.data.where,
         },
     ).materialize()
-
-
-def _schema_names(file: str) -> list[str]:
-    import pyarrow.parquet as pq
-
-    return pq.read_schema(file).names
 
 
 def _count(tokenized: ray.data.Dataset) -> dict[str, dict[str, int]]:
