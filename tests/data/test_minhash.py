@@ -90,7 +90,7 @@ def test_signatures_equal_datasketch(texts, kind, ngram, seed, num_perm, scheme)
 
 
 def test_long_text_spanning_permutation_chunks() -> None:
-    """A text with more shingles than one permutation chunk (8192 for affine32, 4096 for legacy)."""
+    """A text of 20,000 shingles (many SHA-1 kernel chunks of 512) between a short and an empty text."""
     rng = random.Random(3)
     text = " ".join(f"w{rng.randrange(5000)}" for _ in range(20_000))
     for scheme in ("affine32", "legacy"):
@@ -137,8 +137,8 @@ def test_lone_surrogates_are_dropped_like_punctuation() -> None:
 
 
 def test_sha1_prefix32_equals_hashlib() -> None:
-    """Every message length 0..300 (one to five SHA-1 blocks, vectorised and hashlib paths) and many
-    random slices of one buffer."""
+    """Every message length 0..300 (one to five SHA-1 blocks, so kernel chunks mixing block counts), many
+    random slices of one buffer, and slices ending exactly at the buffer's end."""
     rng = np.random.default_rng(7)
     buf = rng.integers(0, 256, 20_000, dtype=np.uint8)
     lengths = np.concatenate([np.arange(301), rng.integers(0, 120, 5000), np.full(100, 130)])
@@ -150,6 +150,11 @@ def test_sha1_prefix32_equals_hashlib() -> None:
     ]
     assert sha1_prefix32(buf, starts, lengths).tolist() == expected
     assert sha1_prefix32(buf, starts[:0], lengths[:0]).shape == (0,)
+    tail = np.arange(0, 130)  # messages that end on the last byte (the kernel reads padding after it)
+    expected_tail = [int.from_bytes(hashlib.sha1(raw[len(raw) - n :]).digest()[:4], "little") for n in tail]
+    assert sha1_prefix32(buf, len(buf) - tail, tail).tolist() == expected_tail
+    with pytest.raises(ValueError, match="outside the buffer"):
+        sha1_prefix32(buf, np.array([len(buf) - 3]), np.array([4]))
 
 
 @pytest.mark.parametrize("threshold", [0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95])

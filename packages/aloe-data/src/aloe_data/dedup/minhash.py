@@ -18,10 +18,10 @@ A text with no shingles (empty after normalisation) keeps datasketch's initial v
 every slot (:data:`EMPTY`); the LSH step never lets such rows become candidates, since all of them would
 otherwise collide with each other.
 
-The work is vectorised over the whole batch: shingles are hashed with the numpy SHA-1 of
-:mod:`aloe_data.dedup.sha1`, and the permutation step runs over chunks of at most 4 MB of
-(num_perm x shingles) values with ``np.minimum.reduceat`` per text, so memory stays bounded whatever
-the batch or text size.
+The work runs over the whole batch in compiled code (numba): shingles are hashed with the SHA-1
+kernel of :mod:`aloe_data.dedup.sha1`, then one kernel per scheme folds every hash into its text's
+signature row, the loop over permutations innermost so that LLVM vectorises it. Memory is the output
+plus one uint32 per shingle, whatever the batch or text size.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
+from numba import njit, uint32, uint64
 
 from aloe_data.dedup.sha1 import sha1_prefix32
 from aloe_data.dedup.shingles import ShingleBatch, ShingleKind, shingle_batch
@@ -39,8 +40,6 @@ Scheme = Literal["affine32", "legacy"]
 
 EMPTY = np.uint32(0xFFFFFFFF)
 _MERSENNE_PRIME = np.uint64((1 << 61) - 1)
-_MAX_HASH = np.uint64((1 << 32) - 1)
-_CHUNK_BYTES = 4 * 2**20  # per permutation chunk: cache-friendly; measured faster than 16-64 MB
 
 
 @functools.cache
@@ -97,63 +96,54 @@ def signatures_from_hashes(
 ) -> np.ndarray:
     """Signatures from 32-bit shingle hashes; text i owns ``hashes[offsets[i]:offsets[i + 1]]``."""
     a, b = permutations(num_perm, seed, scheme)
+    hashes = np.ascontiguousarray(hashes, dtype=np.uint32)
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
     out = np.full((len(offsets) - 1, num_perm), EMPTY, dtype=np.uint32)
-    legacy = scheme == "legacy"
-    values = hashes.astype(np.uint64) if legacy else _fmix32(hashes.astype(np.uint32))
-    chunk = max(1, _CHUNK_BYTES // (values.itemsize * num_perm))
-    work = np.empty((2 if legacy else 1, num_perm, min(chunk, len(values))), dtype=values.dtype)
-    for lo in range(0, len(values), chunk):
-        hi = min(lo + chunk, len(values))
-        # Texts with at least one shingle in [lo, hi), and where each one's part starts.
-        first = int(np.searchsorted(offsets, lo, side="right")) - 1
-        last = int(np.searchsorted(offsets, hi, side="left"))
-        seg_start = np.maximum(offsets[first:last], lo)
-        nonempty = np.minimum(offsets[first + 1 : last + 1], hi) > seg_start
-        text_ids = np.arange(first, last)[nonempty]
-        buf = work[:, :, : hi - lo]
-        permuted = (
-            _permute_legacy(values[lo:hi], a, b, buf)
-            if legacy
-            else _permute_affine32(values[lo:hi], a, b, buf[0])
-        )
-        minima = np.minimum.reduceat(permuted, seg_start[nonempty] - lo, axis=1).T
-        out[text_ids] = np.minimum(out[text_ids], minima)
+    (_minima_legacy if scheme == "legacy" else _minima_affine32)(hashes, offsets, a, b, out)
     return out
 
 
-def _fmix32(h: np.ndarray) -> np.ndarray:
+@njit(inline="always")
+def _fmix32(h):
     """MurmurHash3's 32-bit finalizer (datasketch's pre-mix for the affine32 scheme)."""
-    h = h ^ (h >> np.uint32(16))
-    h *= np.uint32(0x85EBCA6B)
-    h ^= h >> np.uint32(13)
-    h *= np.uint32(0xC2B2AE35)
-    h ^= h >> np.uint32(16)
-    return h
+    h = uint32(h ^ (h >> uint32(16)))
+    h = uint32(h * uint32(0x85EBCA6B))
+    h = uint32(h ^ (h >> uint32(13)))
+    h = uint32(h * uint32(0xC2B2AE35))
+    return uint32(h ^ (h >> uint32(16)))
 
 
-def _permute_affine32(h: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out[k, j] = a[k] * h[j] + b[k] mod 2**32`` (uint32 arithmetic wraps), shape (num_perm, len(h))."""
-    np.multiply(a[:, None], h[None, :], out=out)
-    out += b[:, None]
-    return out
+@njit(cache=True, nogil=True, boundscheck=False)
+def _minima_affine32(hashes, offsets, a, b, out):
+    """``out[i, k] = min over text i's hashes h of (a[k] * fmix32(h) + b[k]) mod 2**32``.
 
-
-def _permute_legacy(h: np.ndarray, a: np.ndarray, b: np.ndarray, work: np.ndarray) -> np.ndarray:
-    """datasketch's legacy ``(a * h + b) % (2**61 - 1) & (2**32 - 1)``, shape (num_perm, len(h)), uint64.
-
-    datasketch computes ``a * h + b`` in uint64 (wrapping mod 2**64) and then ``%`` the Mersenne prime;
-    the remainder is taken here with shifts (x mod 2**61-1 = (x & p) + (x >> 61), then at most one
-    subtraction), which is exact and several times faster than numpy's integer ``%``.
+    The loop over permutations is innermost, so LLVM vectorises it (16 permutations per AVX-512 op).
     """
-    x, folded = work[0], work[1]
-    np.multiply(a[:, None], h[None, :], out=x)
-    x += b[:, None]
-    np.bitwise_and(x, _MERSENNE_PRIME, out=folded)
-    x >>= np.uint64(61)
-    folded += x
-    np.subtract(folded, _MERSENNE_PRIME, out=folded, where=folded >= _MERSENNE_PRIME)
-    folded &= _MAX_HASH
-    return folded
+    for i in range(len(offsets) - 1):
+        row = out[i]
+        for j in range(offsets[i], offsets[i + 1]):
+            h = _fmix32(hashes[j])
+            for k in range(len(a)):
+                row[k] = min(row[k], uint32(a[k] * h + b[k]))
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _minima_legacy(hashes, offsets, a, b, out):
+    """datasketch's legacy ``((a * h + b) mod 2**64) mod (2**61 - 1)``, truncated to 32 bits, minimised.
+
+    The remainder by the Mersenne prime p is taken with shifts (x mod p = (x & p) + (x >> 61), then at
+    most one subtraction), exact and much cheaper than an integer division.
+    """
+    prime = uint64(_MERSENNE_PRIME)
+    for i in range(len(offsets) - 1):
+        row = out[i]
+        for j in range(offsets[i], offsets[i + 1]):
+            h = uint64(hashes[j])
+            for k in range(len(a)):
+                x = uint64(a[k] * h + b[k])
+                folded = uint64((x & prime) + (x >> uint64(61)))
+                folded = uint64(folded - prime) if folded >= prime else folded
+                row[k] = min(row[k], uint32(folded & uint64(0xFFFFFFFF)))
 
 
 def estimated_jaccard(left: np.ndarray, right: np.ndarray) -> np.ndarray:
