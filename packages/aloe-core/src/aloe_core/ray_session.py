@@ -39,7 +39,7 @@ def ensure_ray(num_cpus: int | None = None, *, log_to_driver: bool = True) -> di
                 # The embedded cluster binds to loopback only; a real cluster is configured by its operator.
                 _node_ip_address="127.0.0.1",
             )
-            _small_cluster_parquet_reads()
+            _small_cluster_data_settings()
         _quiet_ray_data()
     return ray.cluster_resources()
 
@@ -66,13 +66,21 @@ def _quiet_ray_data() -> None:
     ctx.verbose_stats_logs = False
 
 
-def _small_cluster_parquet_reads() -> None:
-    """Use Ray Data's V1 Parquet datasource on the embedded cluster.
+def _small_cluster_data_settings() -> None:
+    """Ray Data settings for the embedded cluster (clusters reached through ``RAY_ADDRESS`` keep Ray's).
 
-    The V2 datasource starts footer-reading actors on every ``read_parquet``; on a 2-core machine that
-    made reading three tiny stage shards take 3-15 s instead of 0.2-0.3 s, and pipeline stages read
-    their input several times. Clusters (``RAY_ADDRESS``) keep Ray's default.
+    * V1 Parquet datasource: the V2 datasource starts footer-reading actors on every ``read_parquet``;
+      on a 2-core machine that made reading three tiny stage shards take 3-15 s instead of 0.2-0.3 s,
+      and pipeline stages read their input several times.
+    * Per-operator resource reservation off: with it on, Ray Data's budget (fed by its autoscaling
+      coordinator, zero until the coordinator answers) let a 2-CPU local cluster run about one task at
+      a time: 8 tasks of 0.5 s took 3.2 s instead of 2.1 s, and the ``fuzzy_dedup`` stage on 300k
+      documents 10.3 s instead of 6.4 s (``benchmarks/minhash.py`` measures both settings). Stages
+      that would starve each other of CPUs (an actor pool taking every CPU) are refused by config
+      checks instead.
     """
     from ray.data import DataContext
 
-    DataContext.get_current().use_datasource_v2 = False
+    ctx = DataContext.get_current()
+    ctx.use_datasource_v2 = False
+    ctx.op_resource_reservation_enabled = False
