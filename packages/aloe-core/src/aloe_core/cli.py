@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from importlib.metadata import entry_points
+from typing import Any
 
 import typer
 
@@ -49,12 +51,13 @@ def build_app() -> typer.Typer:
     return app
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `aloe` script."""
+def run_app(app: typer.Typer, argv: list[str] | None = None, prog_name: str = "aloe") -> None:
+    """Run ``app`` as the `aloe` script does: INFO logging, and a usage or user error (:class:`AloeError`)
+    printed as one ``aloe: error:`` line with exit code 2 instead of a traceback."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    command = typer.main.get_command(build_app())
+    command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="aloe", standalone_mode=False)
+        command.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
@@ -67,6 +70,19 @@ def main(argv: list[str] | None = None) -> None:
     except AloeError as exc:
         print(f"aloe: error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+def run_standalone(command: Callable[..., Any], module: str, argv: list[str] | None = None) -> None:
+    """Run one command function on its own (``python -m MODULE ...``, e.g. ``aloe_train.sft_cli``), with
+    the same logging and one-line errors as the `aloe` script."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(command)
+    run_app(app, argv, prog_name=f"python -m {module}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `aloe` script."""
+    run_app(build_app(), argv)
 
 
 if __name__ == "__main__":

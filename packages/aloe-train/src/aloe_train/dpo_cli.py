@@ -43,19 +43,9 @@ def dpo_command(
 
 def main(argv: list[str] | None = None) -> None:
     """Standalone entry point; like the `aloe` command, a user error prints one line and exits 2."""
-    import logging
-    import sys
+    from aloe_core.cli import run_standalone
 
-    from aloe_core.errors import AloeError
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command()(dpo_command)
-    try:
-        app(args=argv, standalone_mode=False)
-    except AloeError as exc:
-        print(f"aloe: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_standalone(dpo_command, "aloe_train.dpo_cli", argv)
 
 
 if __name__ == "__main__":
