@@ -210,6 +210,19 @@ def test_band_keys_are_identical_in_another_process() -> None:
     assert child.stdout.strip() == here
 
 
+def test_importing_aloe_does_not_load_numba_until_signatures_run() -> None:
+    """vLLM 0.32 cannot start an engine in a process where llvmlite (numba) is loaded, and CoT actors
+    import aloe_data: the MinHash kernels must load only when signatures are computed."""
+    code = (
+        "import sys; from aloe_core.cli import build_app; build_app(); "
+        "import aloe_data.dedup, aloe_data.stages, aloe_infer.vllm_engine; "
+        "loaded = lambda: sorted({m.split('.')[0] for m in sys.modules} & {'numba', 'llvmlite'}); "
+        "print(loaded()); aloe_data.dedup.signatures(['one two three four five six']); print(loaded())"
+    )
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert child.stdout.split("\n")[:2] == ["[]", "['llvmlite', 'numba']"]
+
+
 def test_bucket_star_edges() -> None:
     table = pa.table(
         {

@@ -31,7 +31,6 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-from numba import njit, uint32, uint64
 
 from aloe_data.dedup.sha1 import sha1_prefix32
 from aloe_data.dedup.shingles import ShingleBatch, ShingleKind, shingle_batch
@@ -99,51 +98,11 @@ def signatures_from_hashes(
     hashes = np.ascontiguousarray(hashes, dtype=np.uint32)
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
     out = np.full((len(offsets) - 1, num_perm), EMPTY, dtype=np.uint32)
-    (_minima_legacy if scheme == "legacy" else _minima_affine32)(hashes, offsets, a, b, out)
+    from aloe_data.dedup import minhash_kernels  # numba is imported only where signatures are computed
+
+    kernel = minhash_kernels.minima_legacy if scheme == "legacy" else minhash_kernels.minima_affine32
+    kernel(hashes, offsets, a, b, out)
     return out
-
-
-@njit(inline="always")
-def _fmix32(h):
-    """MurmurHash3's 32-bit finalizer (datasketch's pre-mix for the affine32 scheme)."""
-    h = uint32(h ^ (h >> uint32(16)))
-    h = uint32(h * uint32(0x85EBCA6B))
-    h = uint32(h ^ (h >> uint32(13)))
-    h = uint32(h * uint32(0xC2B2AE35))
-    return uint32(h ^ (h >> uint32(16)))
-
-
-@njit(cache=True, nogil=True, boundscheck=False)
-def _minima_affine32(hashes, offsets, a, b, out):
-    """``out[i, k] = min over text i's hashes h of (a[k] * fmix32(h) + b[k]) mod 2**32``.
-
-    The loop over permutations is innermost, so LLVM vectorises it (16 permutations per AVX-512 op).
-    """
-    for i in range(len(offsets) - 1):
-        row = out[i]
-        for j in range(offsets[i], offsets[i + 1]):
-            h = _fmix32(hashes[j])
-            for k in range(len(a)):
-                row[k] = min(row[k], uint32(a[k] * h + b[k]))
-
-
-@njit(cache=True, nogil=True, boundscheck=False)
-def _minima_legacy(hashes, offsets, a, b, out):
-    """datasketch's legacy ``((a * h + b) mod 2**64) mod (2**61 - 1)``, truncated to 32 bits, minimised.
-
-    The remainder by the Mersenne prime p is taken with shifts (x mod p = (x & p) + (x >> 61), then at
-    most one subtraction), exact and much cheaper than an integer division.
-    """
-    prime = uint64(_MERSENNE_PRIME)
-    for i in range(len(offsets) - 1):
-        row = out[i]
-        for j in range(offsets[i], offsets[i + 1]):
-            h = uint64(hashes[j])
-            for k in range(len(a)):
-                x = uint64(a[k] * h + b[k])
-                folded = uint64((x & prime) + (x >> uint64(61)))
-                folded = uint64(folded - prime) if folded >= prime else folded
-                row[k] = min(row[k], uint32(folded & uint64(0xFFFFFFFF)))
 
 
 def estimated_jaccard(left: np.ndarray, right: np.ndarray) -> np.ndarray:
