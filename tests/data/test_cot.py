@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from cot_rows import mcqa_row
 
 from aloe_core.config import validate_config
 from aloe_core.errors import ConfigError
@@ -33,28 +34,6 @@ from aloe_data.stages.cot import CotConfig, CotStage
 from aloe_infer.engine import load_engine
 
 MAX_MODEL_LEN = 512
-
-
-def mcqa_row(i: int, options: list[str], answer: str, question: str | None = None) -> dict:
-    item = {
-        "question": question or f"Is drug {i} safe to use in the first trimester of pregnancy?",
-        "options": [{"letter": "ABCD"[k], "text": t} for k, t in enumerate(options)],
-        "answer": answer,
-        "context": None,
-        "explanation": None,
-    }
-    messages = [
-        {"role": "user", "content": item["question"]},
-        {"role": "assistant", "content": f"The answer is {answer}."},
-    ]
-    return {
-        "id": f"r{i:03d}",
-        "source": "t",
-        "task": "mcqa",
-        "messages": messages,
-        "mcqa": item,
-        "meta": "{}",
-    }
 
 
 def rows_for_test() -> list[dict]:

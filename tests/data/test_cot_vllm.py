@@ -12,6 +12,7 @@ from collections import Counter
 
 import pyarrow.parquet as pq
 import pytest
+from cot_rows import mcqa_row
 
 from aloe_core.schemas import loads_meta, to_table
 from aloe_data.cot.generate import attempt_seed
@@ -19,28 +20,6 @@ from aloe_data.pipeline.single import run_stage_on_files
 from aloe_data.stages.cot import CotConfig, CotStage
 
 pytestmark = pytest.mark.vllm
-
-
-def mcqa_row(i: int, options: list[str], answer: str) -> dict:
-    item = {
-        "question": f"Is drug {i} safe to use in the first trimester of pregnancy?",
-        "options": [{"letter": "ABCD"[k], "text": t} for k, t in enumerate(options)],
-        "answer": answer,
-        "context": None,
-        "explanation": None,
-    }
-    messages = [
-        {"role": "user", "content": item["question"]},
-        {"role": "assistant", "content": f"The answer is {answer}."},
-    ]
-    return {
-        "id": f"r{i:03d}",
-        "source": "t",
-        "task": "mcqa",
-        "messages": messages,
-        "mcqa": item,
-        "meta": "{}",
-    }
 
 
 def test_cot_stage_with_vllm_actors_end_to_end(ray_session, tiny_model_dir, tmp_path):
