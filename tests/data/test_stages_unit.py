@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -120,6 +121,53 @@ def test_missing_input_is_a_clear_error(tmp_path):
 
     with pytest.raises(InputError, match="no such file or folder"):
         run_stage_on_files(CleanStage(CleanConfig()), tmp_path / "nope", tmp_path / "out")
+
+
+def test_inputs_resolve_runs_command_outputs_folders_and_globs(tmp_path):
+    """One resolver for every reader: a run folder reads its last stage, a single command's output reads
+    the shards beside its manifest (never ``_dropped/``), and training accepts both."""
+    from aloe_core.errors import InputError
+    from aloe_data.pipeline.single import resolve_inputs
+    from aloe_train.data import resolve_shards
+
+    def shard(path: Path) -> str:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(to_table([chat("Is aspirin an NSAID?", "Yes.", 0)], "sft"), path)
+        return str(path)
+
+    def manifest(folder: Path, stages: dict, kind: str = "sft") -> None:
+        (folder / "manifest.json").write_text(json.dumps({"kind": kind, "stages": stages}))
+
+    command_out = tmp_path / "dd"
+    kept = shard(command_out / "part-0.parquet")
+    shard(command_out / "_dropped" / "part-0.parquet")
+    manifest(command_out, {"dd": {"key": "k", "rows_out": 1, "files": {"part-0.parquet": {}}}})
+    source = resolve_inputs(command_out)
+    assert (source.files, source.kind, source.provenance["stage"]) == ([kept], "sft", "dd")
+    assert resolve_shards(str(command_out)).files == [kept]
+
+    run = tmp_path / "run"
+    shard(run / "01-ingest" / "part-0.parquet")
+    last = shard(run / "02-clean" / "part-0.parquet")
+    stages = {name: {"files": {"part-0.parquet": {}}} for name in ("01-ingest", "02-clean")}
+    manifest(run, stages)
+    assert resolve_inputs(run).files == [last]
+    with pytest.raises(InputError, match="a 'sft' run; this recipe needs a preference"):
+        resolve_shards(str(run), kind="preference")
+
+    assert resolve_inputs(command_out / "_dropped").files == [
+        str(command_out / "_dropped" / "part-0.parquet")
+    ]
+    assert resolve_inputs(str(run / "0*" / "*.parquet")).files == [
+        str(run / "01-ingest" / "part-0.parquet"),
+        last,
+    ]
+    (tmp_path / "empty-run").mkdir()
+    manifest(tmp_path / "empty-run", {})
+    with pytest.raises(InputError, match="no finished stage"):
+        resolve_inputs(tmp_path / "empty-run")
+    with pytest.raises(InputError, match="no Parquet files found"):
+        resolve_inputs(tmp_path / "empty-run" / "*.parquet")
 
 
 def test_report_histograms_scores_found_in_meta(ray_session, tmp_path):

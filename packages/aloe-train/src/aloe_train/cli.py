@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +22,7 @@ app.command("merge")(merge_command)
 @app.command("show-masking")
 def show_masking(
     model: Annotated[Path, typer.Argument(help="Model folder whose tokenizer and chat template to use.")],
-    input: Annotated[str, typer.Option("--input", "-i", help="sft Parquet shards (folder or glob).")],
+    input: Annotated[str, typer.Option("--input", "-i", help="sft shards: a run, folder or glob.")],
     rows: Annotated[int, typer.Option(min=1, help="How many rows to show.")] = 1,
 ) -> None:
     """Show rows as tokenized for training: [[trained]] tokens are the assistant's; the rest is masked."""
@@ -31,10 +30,9 @@ def show_masking(
     from transformers import AutoTokenizer
 
     from aloe_core.errors import InputError
+    from aloe_train.data import resolve_shards
 
-    files = sorted(glob.glob(str(Path(input) / "*.parquet")) if Path(input).is_dir() else glob.glob(input))
-    if not files:
-        raise InputError(f"{input}: no Parquet files found")
+    files = resolve_shards(input).files
     tokenizer = AutoTokenizer.from_pretrained(model)
     if tokenizer.chat_template is None or "{% generation %}" not in tokenizer.chat_template:
         raise InputError(

@@ -20,14 +20,13 @@ On the workers, :func:`collate` turns the rows of a micro-batch into tensors.
 from __future__ import annotations
 
 import functools
-import glob as globlib
 import hashlib
 import json
 import logging
 import re
 import zlib
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +36,7 @@ import pyarrow.compute
 import pyarrow.parquet as pq
 
 from aloe_core.errors import InputError
+from aloe_data.pipeline.single import ShardSource, resolve_inputs
 from aloe_train.batching import StepPlan
 
 if TYPE_CHECKING:
@@ -75,50 +75,17 @@ PACKED_SCHEMA = pa.schema(
 
 
 # --------------------------------------------------------------------------------------------- inputs
-@dataclass(frozen=True)
-class ShardSource:
-    """Parquet files to read and where they came from (recorded in the model card)."""
-
-    files: list[str]
-    provenance: dict[str, Any] = field(default_factory=dict)
-
-
 def resolve_shards(path: str, kind: str = "sft") -> ShardSource:
-    """The Parquet files behind ``path``, holding rows of record ``kind`` (``sft`` or ``preference``).
-
-    ``path`` may be a pipeline run folder (``manifest.json`` names its stages; the last one is read),
-    a folder of ``*.parquet`` files, or a glob. Raises :class:`InputError` when nothing is found, the
-    run is of another kind, or the files lack the kind's columns.
+    """The Parquet files behind ``path`` (a pipeline run's last stage, a stage or command output, a
+    folder or a glob: :func:`aloe_data.pipeline.single.resolve_inputs`), holding rows of record ``kind``
+    (``sft`` or ``preference``). Raises :class:`InputError` when nothing is found, the run is of another
+    kind, or the files lack the kind's columns.
     """
-    root = Path(path)
-    manifest = root / "manifest.json"
-    if manifest.is_file():
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-        stages = data.get("stages") or {}
-        if data.get("kind", "sft") != kind:
-            raise InputError(
-                f"{manifest}: a {data.get('kind')!r} run; this recipe needs a {kind} pipeline run"
-            )
-        if not stages:
-            raise InputError(f"{manifest}: no finished stage; run the pipeline to completion first")
-        stage, entry = list(stages.items())[-1]
-        files = [str(root / stage / name) for name in sorted(entry.get("files", []))]
-        provenance = {
-            "run": str(root),
-            "stage": stage,
-            "stage_key": entry.get("key"),
-            "rows": entry.get("rows_out"),
-        }
-    elif root.is_dir():
-        files = sorted(str(p) for p in root.glob("*.parquet"))
-        provenance = {"folder": str(root)}
-    else:
-        files = sorted(globlib.glob(path))
-        provenance = {"glob": path}
-    if not files:
-        raise InputError(f"{path}: no Parquet files found (expected a pipeline run, a folder or a glob)")
-    _check_columns(files[0], kind)
-    return ShardSource(files, {**provenance, "files": len(files)})
+    source = resolve_inputs(path)
+    if source.kind is not None and source.kind != kind:
+        raise InputError(f"{path}: a {source.kind!r} run; this recipe needs a {kind} pipeline run")
+    _check_columns(source.files[0], kind)
+    return source
 
 
 REQUIRED_COLUMNS = {
