@@ -86,3 +86,65 @@ def test_every_config_in_repo_loads():
             assert key in classes, f"{path}: no config class registered for configs/{key}/"
             load_config(classes[key], path)
         assert path.read_text().startswith("#"), f"{path}: must start with a comment giving its command"
+
+
+def test_overrides_set_nested_keys_typed_as_yaml_and_address_list_items_by_name():
+    from aloe_core.config import apply_overrides
+
+    data = {"kind": "sft", "stages": [{"type": "clean"}, {"type": "fuzzy_dedup", "keep": {"score_key": "x"}}]}
+    out = apply_overrides(
+        data,
+        [
+            "stages.fuzzy_dedup.threshold=0.85",
+            "stages.1.keep.score_key=null",
+            "stages.clean.languages=[en, es]",
+            "output.shard_rows=5",
+            "report=false",
+            "name=a=b",
+        ],
+    )
+    assert out == {
+        "kind": "sft",
+        "stages": [
+            {"type": "clean", "languages": ["en", "es"]},
+            {"type": "fuzzy_dedup", "keep": {"score_key": None}, "threshold": 0.85},
+        ],
+        "output": {"shard_rows": 5},
+        "report": False,
+        "name": "a=b",
+    }
+    assert data["stages"][1] == {"type": "fuzzy_dedup", "keep": {"score_key": "x"}}, "input left as it was"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("threshold", r"expected key\.sub=value"),
+        ("a..b=1", r"expected key\.sub=value"),
+        ("kind.x=1", "kind.x is inside a value"),
+        ("stages.select.size=3", r"stages\.select names no single item of the list \(index 0-1 or one of"),
+    ],
+)
+def test_bad_overrides_are_one_line_errors(override, message):
+    from aloe_core.config import apply_overrides
+
+    with pytest.raises(ConfigError, match=message):
+        apply_overrides(
+            {"kind": "sft", "stages": [{"type": "clean"}, {"type": "clean", "name": "c2"}]}, [override]
+        )
+
+
+def test_load_config_applies_overrides_before_validation(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("a: 1\nnested: {x: 2}\n")
+
+    class Nested(StrictModel):
+        x: int = 0
+
+    class Top(StrictModel):
+        a: int
+        nested: Nested = Nested()
+
+    assert load_config(Top, path, ["nested.x=7"]).nested.x == 7
+    with pytest.raises(ConfigError, match=r"with --set nested\.y=1\): nested\.y: unknown key"):
+        load_config(Top, path, ["nested.y=1"])

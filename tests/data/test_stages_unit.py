@@ -127,8 +127,7 @@ def test_inputs_resolve_runs_command_outputs_folders_and_globs(tmp_path):
     """One resolver for every reader: a run folder reads its last stage, a single command's output reads
     the shards beside its manifest (never ``_dropped/``), and training accepts both."""
     from aloe_core.errors import InputError
-    from aloe_data.pipeline.single import resolve_inputs
-    from aloe_train.data import resolve_shards
+    from aloe_core.shards import resolve_inputs
 
     def shard(path: Path) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,7 +143,7 @@ def test_inputs_resolve_runs_command_outputs_folders_and_globs(tmp_path):
     manifest(command_out, {"dd": {"key": "k", "rows_out": 1, "files": {"part-0.parquet": {}}}})
     source = resolve_inputs(command_out)
     assert (source.files, source.kind, source.provenance["stage"]) == ([kept], "sft", "dd")
-    assert resolve_shards(str(command_out)).files == [kept]
+    assert resolve_inputs(str(command_out), kind="sft").files == [kept]
 
     run = tmp_path / "run"
     shard(run / "01-ingest" / "part-0.parquet")
@@ -153,7 +152,7 @@ def test_inputs_resolve_runs_command_outputs_folders_and_globs(tmp_path):
     manifest(run, stages)
     assert resolve_inputs(run).files == [last]
     with pytest.raises(InputError, match="a 'sft' run; this recipe needs a preference"):
-        resolve_shards(str(run), kind="preference")
+        resolve_inputs(str(run), kind="preference")
 
     assert resolve_inputs(command_out / "_dropped").files == [
         str(command_out / "_dropped" / "part-0.parquet")
@@ -171,7 +170,7 @@ def test_inputs_resolve_runs_command_outputs_folders_and_globs(tmp_path):
 
 
 def test_report_histograms_scores_found_in_meta(ray_session, tmp_path):
-    from aloe_data.pipeline.manifest import Manifest
+    from aloe_core.manifest import Manifest
     from aloe_data.pipeline.report import write_report
 
     answer = "Metformin is the usual first-line drug for type 2 diabetes in adults."

@@ -19,6 +19,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from aloe_core.config import validate_config
 from aloe_core.errors import InputError
+from aloe_core.shards import resolve_inputs
 from aloe_train.batching import StepPlan
 from aloe_train.config import SFTConfig
 from aloe_train.data import (
@@ -28,7 +29,6 @@ from aloe_train.data import (
     collate,
     pack_batch,
     prepare_sft_data,
-    resolve_shards,
     shifted_labels,
     tokenize_batch,
     truncate_conversation,
@@ -264,7 +264,7 @@ def test_tokenizer_without_template_or_markers_is_rejected(tokenizer):
     check_chat_template(tokenizer, "model-x")
 
 
-def test_resolve_shards_reads_the_last_stage_of_a_run(tmp_path):
+def test_resolve_inputs_reads_the_last_stage_of_a_run(tmp_path):
     run = tmp_path / "run"
     (run / "02-clean").mkdir(parents=True)
     pq.write_table(
@@ -274,14 +274,14 @@ def test_resolve_shards_reads_the_last_stage_of_a_run(tmp_path):
         '{"kind": "sft", "stages": {"01-ingest": {"files": {"x.parquet": {}}}, '
         '"02-clean": {"key": "k2", "rows_out": 1, "files": {"part-0.parquet": {}}}}}'
     )
-    source = resolve_shards(str(run))
+    source = resolve_inputs(str(run), kind="sft")
     assert source.files == [str(run / "02-clean" / "part-0.parquet")]
     assert source.provenance["stage"] == "02-clean" and source.provenance["stage_key"] == "k2"
     with pytest.raises(InputError, match="no Parquet files"):
-        resolve_shards(str(tmp_path / "missing-*.parquet"))
+        resolve_inputs(str(tmp_path / "missing-*.parquet"), kind="sft")
     pq.write_table(pa.table({"text": ["x"]}), tmp_path / "bad.parquet")
     with pytest.raises(InputError, match="no `messages` column"):
-        resolve_shards(str(tmp_path / "bad.parquet"))
+        resolve_inputs(str(tmp_path / "bad.parquet"), kind="sft")
 
 
 def test_bad_rows_are_counted_and_never_trained(ray_session, tiny_model_dir, tokenizer, tmp_path):

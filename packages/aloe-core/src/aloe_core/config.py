@@ -4,12 +4,16 @@ Every config class derives from :class:`StrictModel`, so unknown keys are reject
 key must not be silently ignored), and :func:`load_config` turns pydantic's errors into one line per
 problem that names the file and the dotted field path, e.g.
 ``configs/x.yaml: stages.dedup.threshold: must be <= 1``.
+
+:func:`apply_overrides` gives every command torchtune-style ``--set key.sub=value`` overrides over its
+YAML (or over a stage's defaults), so a nested setting never needs its own option.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -69,11 +73,11 @@ def validate_config(model: type[ModelT], data: Any, source: str = "<config>") ->
         raise ConfigError(format_validation_error(source, exc)) from None
 
 
-def load_config(model: type[ModelT], path: str | Path) -> ModelT:
-    """Read a YAML file into ``model``.
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """The top-level mapping of a YAML file (empty for an empty file).
 
     Raises:
-        ConfigError: the file is missing, is not valid YAML, or does not match ``model``.
+        ConfigError: the file is missing, is not valid UTF-8 YAML, or its top level is not a mapping.
     """
     path = Path(path)
     if not path.is_file():
@@ -90,7 +94,90 @@ def load_config(model: type[ModelT], path: str | Path) -> ModelT:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of keys, got {type(data).__name__}")
-    return validate_config(model, data, str(path))
+    return data
+
+
+def load_config(model: type[ModelT], path: str | Path, overrides: Sequence[str] = ()) -> ModelT:
+    """Read a YAML file into ``model``, with ``key.sub=value`` ``overrides`` applied first.
+
+    Raises:
+        ConfigError: the file is missing, is not valid YAML, an override is malformed, or the result
+            does not match ``model``.
+    """
+    data = apply_overrides(read_yaml_mapping(path), overrides)
+    source = f"{path} (with --set {', '.join(overrides)})" if overrides else str(path)
+    return validate_config(model, data, source)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"stages.dedup.threshold=0.85"`` -> ``(["stages", "dedup", "threshold"], 0.85)``.
+
+    The value is read as YAML, so ``0.8`` is a float, ``true`` a bool, ``null`` None, ``[en, es]`` a list
+    and anything else a string.
+
+    Raises:
+        ConfigError: no ``=``, or an empty key.
+    """
+    key, sep, raw = text.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise ConfigError(f"--set {text!r}: expected key.sub=value (e.g. keep.score_key=deita.score)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of ``data`` with each ``key.sub=value`` override set, creating mappings on the way.
+
+    In a list, a part is an index (``stages.1.threshold``) or the ``name`` or ``type`` of an item
+    (``stages.fuzzy_dedup.threshold``), so pipeline stages can be addressed by what they are.
+
+    Raises:
+        ConfigError: a path runs through a scalar or names no list item.
+    """
+    result = json.loads(json.dumps(data)) if overrides else data
+    for text in overrides:
+        parts, value = parse_override(text)
+        node: Any = result
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            where = ".".join(parts[: depth + 1])
+            if isinstance(node, list):
+                index = _list_index(node, part, text, where)
+                if last:
+                    node[index] = value
+                else:
+                    node = node[index]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    if node.get(part) is None:
+                        node[part] = {}
+                    node = node[part]
+            else:
+                raise ConfigError(f"--set {text!r}: {where} is inside a value, not a mapping")
+    return result
+
+
+def _list_index(items: list[Any], part: str, text: str, where: str) -> int:
+    if part.lstrip("-").isdigit() and -len(items) <= int(part) < len(items):
+        return int(part)
+    for attr in ("name", "type"):
+        matches = [i for i, item in enumerate(items) if isinstance(item, dict) and item.get(attr) == part]
+        if len(matches) == 1:
+            return matches[0]
+    names = [
+        str(item.get("name") or item.get("type")) if isinstance(item, dict) else str(i)
+        for i, item in enumerate(items)
+    ]
+    raise ConfigError(
+        f"--set {text!r}: {where} names no single item of the list "
+        f"(index 0-{len(items) - 1} or one of {names})"
+    )
 
 
 def config_hash(config: BaseModel | dict[str, Any]) -> str:

@@ -30,9 +30,9 @@ def show_masking(
     from transformers import AutoTokenizer
 
     from aloe_core.errors import InputError
-    from aloe_train.data import resolve_shards
+    from aloe_core.shards import resolve_inputs
 
-    files = resolve_shards(input).files
+    files = resolve_inputs(input, kind="sft").files
     tokenizer = AutoTokenizer.from_pretrained(model)
     if tokenizer.chat_template is None or "{% generation %}" not in tokenizer.chat_template:
         raise InputError(

@@ -2,7 +2,8 @@
 
 The path, step by step (all on the cluster, in a fixed order so every run sees the same rows):
 
-1. :func:`resolve_shards` finds the Parquet files (a pipeline run folder's last stage, a folder, a glob).
+1. :func:`aloe_core.shards.resolve_inputs` finds the Parquet files (a pipeline run folder's last stage,
+   a folder, a glob).
 2. :func:`tokenize_batch` applies the tokenizer's chat template; labels are the next token where the
    template's ``{% generation %}`` mask marks it as assistant text, else ``-100``. Labels are shifted
    here, per sample, so no sample ever predicts the first token of the next one in a packed row.
@@ -36,7 +37,7 @@ import pyarrow.compute
 import pyarrow.parquet as pq
 
 from aloe_core.errors import InputError
-from aloe_data.pipeline.single import ShardSource, resolve_inputs
+from aloe_core.shards import resolve_inputs
 from aloe_train.batching import StepPlan
 
 if TYPE_CHECKING:
@@ -72,41 +73,6 @@ PACKED_SCHEMA = pa.schema(
         ("sample_ids", pa.list_(pa.string())),
     ]
 )
-
-
-# --------------------------------------------------------------------------------------------- inputs
-def resolve_shards(path: str, kind: str = "sft") -> ShardSource:
-    """The Parquet files behind ``path`` (a pipeline run's last stage, a stage or command output, a
-    folder or a glob: :func:`aloe_data.pipeline.single.resolve_inputs`), holding rows of record ``kind``
-    (``sft`` or ``preference``). Raises :class:`InputError` when nothing is found, the run is of another
-    kind, or the files lack the kind's columns.
-    """
-    source = resolve_inputs(path)
-    if source.kind is not None and source.kind != kind:
-        raise InputError(f"{path}: a {source.kind!r} run; this recipe needs a {kind} pipeline run")
-    _check_columns(source.files[0], kind)
-    return source
-
-
-REQUIRED_COLUMNS = {
-    "sft": ("messages", "aloe sft rows (messages: list of {role, content})"),
-    "preference": (
-        "prompt",
-        "chosen",
-        "rejected",
-        "aloe preference rows (prompt messages, chosen, rejected)",
-    ),
-}
-
-
-def _check_columns(file: str, kind: str) -> None:
-    *required, what = REQUIRED_COLUMNS[kind]
-    names = pq.read_schema(file).names
-    missing = [c for c in required if c not in names]
-    if missing:
-        raise InputError(
-            f"{file}: no {', '.join(f'`{c}`' for c in missing)} column (found {names}); reads {what}"
-        )
 
 
 # ------------------------------------------------------------------------------------------ tokenizer
@@ -587,7 +553,7 @@ def prepare_sft_data(config: SFTConfig, world_size: int) -> SFTData:
     tokenizer = load_tokenizer(config.model.path, resolve_chat_template(config.model.chat_template))
     check_chat_template(tokenizer, config.model.path)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    source = resolve_shards(config.data.path)
+    source = resolve_inputs(config.data.path, kind="sft")
     tokenized = _tokenized(source.files, config, None)
     stats: dict[str, Any] = {"source": source.provenance, "rows": _count(tokenized)}
     packed = _pack(
@@ -619,7 +585,7 @@ def _eval_rows(
     import ray.data
 
     if config.data.eval_path is not None:
-        source = resolve_shards(config.data.eval_path)
+        source = resolve_inputs(config.data.eval_path, kind="sft")
         tokenized = _tokenized(source.files, config, "eval")
         stats["eval_source"] = source.provenance
         stats["rows"]["eval"] = _count(tokenized).get("eval", {})

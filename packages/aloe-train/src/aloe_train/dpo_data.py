@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from aloe_core.errors import InputError
+from aloe_core.shards import resolve_inputs
 from aloe_train.batching import StepPlan
 from aloe_train.data import (
     check_chat_template,
@@ -33,7 +34,6 @@ from aloe_train.data import (
     load_tokenizer,
     read_shards,
     resolve_chat_template,
-    resolve_shards,
 )
 
 if TYPE_CHECKING:
@@ -408,7 +408,7 @@ def prepare_dpo_data(config: DPOStageConfig, world_size: int) -> DPOData:
     tokenizer = load_tokenizer(config.model.path, resolve_chat_template(config.model.chat_template))
     check_chat_template(tokenizer, config.model.path)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    source = resolve_shards(config.data.path, kind="preference")
+    source = resolve_inputs(config.data.path, kind="preference")
     tokenized = _tokenized(source.files, config, None)
     stats: dict[str, Any] = {"source": source.provenance, "rows": _count(tokenized)}
     train = tokenized.map_batches(kept_split, batch_format="pyarrow", fn_kwargs={"split": "train"})
@@ -445,7 +445,7 @@ def _eval_pairs(
     import ray.data
 
     if config.data.eval_path is not None:
-        source = resolve_shards(config.data.eval_path, kind="preference")
+        source = resolve_inputs(config.data.eval_path, kind="preference")
         tokenized = _tokenized(source.files, config, "eval")
         stats["eval_source"] = source.provenance
         stats["rows"]["eval"] = _count(tokenized).get("eval", {})

@@ -18,7 +18,8 @@ from typing import Any
 import pyarrow as pa
 import ray.data
 
-from aloe_data.pipeline.manifest import Manifest, atomic_write_text
+from aloe_core.atomic import atomic_write_text
+from aloe_core.manifest import Manifest
 
 # Length bins on a log scale: 0-15, 16-31, ... up to 2^20 characters.
 _BIN_EDGES = [0] + [2**k for k in range(4, 21)]

@@ -19,10 +19,10 @@ from typing import Any
 import ray.data
 
 from aloe_core.config import config_hash
+from aloe_core.manifest import Manifest
 from aloe_core.ray_session import ensure_ray
 from aloe_data import __version__
 from aloe_data.pipeline.config import OutputConfig, PipelineConfig
-from aloe_data.pipeline.manifest import Manifest
 from aloe_data.pipeline.stage import StageContext
 from aloe_data.pipeline.writer import StageSink, merge_results
 from aloe_data.sources import check_sources, read_sources

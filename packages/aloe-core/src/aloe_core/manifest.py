@@ -2,33 +2,19 @@
 
 A stage counts as finished only when its entry is in ``manifest.json`` and its directory exists; the entry
 is written last (temp file then ``os.replace``), so a run killed at any moment leaves either a finished
-stage or one that will be redone.
+stage or one that will be redone. Readers of shards (:mod:`aloe_core.shards`) use it to find a run's
+last stage.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from aloe_core.atomic import atomic_write_json
+
 MANIFEST = "manifest.json"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new content, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Manifest:
@@ -71,4 +57,4 @@ class Manifest:
         self.save()
 
     def save(self) -> None:
-        atomic_write_text(self.out_dir / MANIFEST, json.dumps(self.data, indent=2, sort_keys=False) + "\n")
+        atomic_write_json(self.out_dir / MANIFEST, self.data)
