@@ -31,9 +31,7 @@ def main() -> None:
     import pyarrow.parquet as pq
 
     from aloe_core.config import validate_config
-    from aloe_core.corpus import write_sample
     from aloe_data.benchmarks import build_index, load_benchmarks
-    from aloe_data.demo import sample_pipeline
     from aloe_data.pipeline.config import PipelineConfig
     from aloe_data.pipeline.runner import run_pipeline
     from aloe_data.pipeline.single import run_stage_on_files
@@ -43,6 +41,8 @@ def main() -> None:
         match_rows,
         row_texts,
     )
+    from aloe_fixtures.corpus import write_sample
+    from aloe_fixtures.demo import sample_pipeline
 
     work = Path(tempfile.mkdtemp(prefix="aloe-decont-"))
     try:

@@ -151,7 +151,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="aloe-deita-") as work:
         model_dir = args.model
         if model_dir is None:
-            from aloe_core.tiny_model import build_tiny_model
+            from aloe_fixtures.tiny_model import build_tiny_model
 
             model_dir = str(build_tiny_model(Path(work) / "tiny"))
         scoring(model_dir, args)

@@ -155,7 +155,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="aloe-generate-") as work:
             model_dir = args.model
             if model_dir is None:
-                from aloe_core.tiny_model import TinyModelConfig, build_tiny_model
+                from aloe_fixtures.tiny_model import TinyModelConfig, build_tiny_model
 
                 shape = TinyModelConfig(layers=args.layers, hidden=args.hidden, heads=args.hidden // 64)
                 model_dir = str(build_tiny_model(Path(work) / "tiny", shape))
@@ -184,7 +184,7 @@ def engine_configs(model_dir: str, names: list[str]) -> dict[str, dict]:
 
 
 def report(model_dir: str, args: argparse.Namespace) -> None:
-    from aloe_core.tiny_model import parameter_count
+    from aloe_fixtures.tiny_model import parameter_count
 
     ids = prompts(model_dir, args.rows)
     mean_prompt = sum(map(len, ids)) / len(ids)

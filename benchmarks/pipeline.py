@@ -21,9 +21,9 @@ from pathlib import Path
 def run_once(sample_dir: Path, out_dir: Path, num_cpus: int) -> None:
     """Child process: one pipeline run on a fresh local Ray with ``num_cpus`` CPUs."""
     from aloe_core.config import validate_config
-    from aloe_data.demo import sample_pipeline
     from aloe_data.pipeline.config import PipelineConfig
     from aloe_data.pipeline.runner import run_pipeline
+    from aloe_fixtures.demo import sample_pipeline
 
     raw = sample_pipeline(sample_dir, "sft") | {"num_cpus": num_cpus, "output": {"shard_rows": 50_000}}
     manifest = run_pipeline(validate_config(PipelineConfig, raw), out_dir)
@@ -50,7 +50,7 @@ def main() -> None:
     if args.child:
         run_once(Path(args.child[0]), Path(args.child[1]), int(args.child[2]))
         return
-    from aloe_core.corpus import write_sample
+    from aloe_fixtures.corpus import write_sample
 
     work = Path(tempfile.mkdtemp(prefix="aloe-bench-"))
     try:

@@ -33,11 +33,11 @@ from pathlib import Path
 def prepare(work: Path, rows: int) -> tuple[Path, Path]:
     """The tiny model and an sft pipeline run (ingest stage) of the embedded corpus."""
     from aloe_core.config import validate_config
-    from aloe_core.corpus import write_sample
-    from aloe_core.tiny_model import build_tiny_model
-    from aloe_data.demo import sample_pipeline
     from aloe_data.pipeline.config import PipelineConfig
     from aloe_data.pipeline.runner import run_pipeline
+    from aloe_fixtures.corpus import write_sample
+    from aloe_fixtures.demo import sample_pipeline
+    from aloe_fixtures.tiny_model import build_tiny_model
 
     model = build_tiny_model(work / "model")
     write_sample(work / "sample", rows=rows, seed=0)

@@ -52,7 +52,7 @@ def shared_mcqa() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default tiny Llama (``TinyModelConfig()``), built once per session; do not modify it."""
-    from aloe_core.tiny_model import build_tiny_model
+    from aloe_fixtures.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model") / "model")
 

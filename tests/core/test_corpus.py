@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from aloe_core.corpus import (
+from aloe_core.text import jaccard, normalize_for_matching, word_ngrams
+from aloe_fixtures.corpus import (
     BENCHMARK_FILE,
     FILE_SHARES,
     KINDS,
@@ -27,9 +28,8 @@ from aloe_core.corpus import (
     tokenizer_training_texts,
     write_sample,
 )
-from aloe_core.corpus.defects import ELIGIBLE, MCQA_FILES
-from aloe_core.corpus.facts import fact_count
-from aloe_core.text import jaccard, normalize_for_matching, word_ngrams
+from aloe_fixtures.corpus.defects import ELIGIBLE, MCQA_FILES
+from aloe_fixtures.corpus.facts import fact_count
 
 ROWS = 3000
 SEED = 7

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from aloe_core.config import validate_config
 from aloe_core.errors import AloeError, ConfigError
-from aloe_core.model_cli import app
-from aloe_core.tiny_model import (
+from aloe_fixtures.model_cli import app
+from aloe_fixtures.tiny_model import (
     BOS_TOKEN,
     END_OF_TEXT_TOKEN,
     EOT_TOKEN,

@@ -20,7 +20,6 @@ from datasketch import MinHash
 from typer.testing import CliRunner
 
 from aloe_core.config import validate_config
-from aloe_core.corpus import write_sample
 from aloe_core.errors import InputError
 from aloe_core.schemas import PREFERENCE_SCHEMA, SFT_SCHEMA, dumps_meta, loads_meta
 from aloe_core.text import jaccard, matching_text, word_ngrams
@@ -30,12 +29,13 @@ from aloe_data.dedup.broadcast import IdIndex
 from aloe_data.dedup.clusters import union_verified_buckets
 from aloe_data.dedup.exchange import group_by_key
 from aloe_data.dedup.rows import answer_lengths, quality_scores
-from aloe_data.demo import SAMPLE_PREFERENCE_SOURCES, SAMPLE_SFT_SOURCES, sample_pipeline
 from aloe_data.pipeline.config import PipelineConfig
 from aloe_data.pipeline.stage import StageContext
 from aloe_data.sources import read_sources
 from aloe_data.stages.exact_dedup import answer_length
 from aloe_data.stages.fuzzy_dedup import FuzzyDedupConfig, FuzzyDedupStage
+from aloe_fixtures.corpus import write_sample
+from aloe_fixtures.demo import SAMPLE_PREFERENCE_SOURCES, SAMPLE_SFT_SOURCES, sample_pipeline
 
 THRESHOLD = 0.8
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aloe_core.corpus import write_sample
-from aloe_data.demo import sample_pipeline
+from aloe_fixtures.corpus import write_sample
+from aloe_fixtures.demo import sample_pipeline
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,13 @@ import pytest
 from datasketch import MinHash
 
 from aloe_core.config import validate_config
-from aloe_core.corpus import write_sample
 from aloe_core.text import matching_text, word_ngrams
-from aloe_data.demo import SAMPLE_PREFERENCE_SOURCES, SAMPLE_SFT_SOURCES, sample_pipeline
 from aloe_data.pipeline.config import PipelineConfig
 from aloe_data.pipeline.report import write_report
 from aloe_data.pipeline.runner import run_pipeline
 from aloe_data.stages.exact_dedup import answer_length
+from aloe_fixtures.corpus import write_sample
+from aloe_fixtures.demo import SAMPLE_PREFERENCE_SOURCES, SAMPLE_SFT_SOURCES, sample_pipeline
 
 PREFIX = {name: str(Path(path).parent) for name, path, _ in SAMPLE_SFT_SOURCES + SAMPLE_PREFERENCE_SOURCES}
 # Ground-truth defect kind -> the drop reason of the stage that must catch it.

@@ -17,10 +17,10 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from aloe_core.config import validate_config
-from aloe_core.corpus import write_sample
-from aloe_data.demo import sample_pipeline
 from aloe_data.pipeline.config import PipelineConfig
 from aloe_data.pipeline.runner import run_pipeline
+from aloe_fixtures.corpus import write_sample
+from aloe_fixtures.demo import sample_pipeline
 from aloe_train.dpo import pair_logps, run_dpo
 from aloe_train.dpo_config import DPOConfig
 from aloe_train.dpo_data import collate_pairs, tokenize_pairs

@@ -17,10 +17,10 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from aloe_core.config import validate_config
-from aloe_core.corpus import write_sample
-from aloe_data.demo import sample_pipeline
 from aloe_data.pipeline.config import PipelineConfig
 from aloe_data.pipeline.runner import run_pipeline
+from aloe_fixtures.corpus import write_sample
+from aloe_fixtures.demo import sample_pipeline
 from aloe_train.config import SFTConfig
 from aloe_train.data import IGNORE_INDEX, truncate_conversation
 from aloe_train.metrics import read_metrics

@@ -1,9 +1,10 @@
 """The `aloe` command.
 
-Each workspace package contributes its command group through the ``aloe.cli`` entry-point group
-(``data``, ``train``, ``infer``, ``demo``); aloe-core itself provides ``model``. This keeps imports
-acyclic (core never imports the packages above it) and lets a machine that installs only some packages
-get only their commands.
+Each workspace package contributes its commands through the ``aloe.cli`` entry-point group: a name
+like ``data`` mounts a typer group (or a single command, ``demo``), and a dotted name like
+``data.sample`` adds one command to another package's group (aloe-fixtures puts ``sample`` into
+``aloe data``). This keeps imports acyclic (core never imports the packages above it) and lets a
+machine that installs only some packages get only their commands.
 
 Errors a user can cause (:class:`~aloe_core.errors.AloeError`, bad usage) print one line and exit 2;
 anything else is a bug and keeps its traceback.
@@ -35,13 +36,16 @@ GROUP_ORDER = ("data", "train", "infer", "model", "demo")
 
 
 def build_app() -> typer.Typer:
-    """The root typer app with every installed package's group mounted."""
+    """The root typer app with every installed package's groups and commands mounted."""
     app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-    from aloe_core.model_cli import app as model_app
-
-    mounted = {"model": model_app}
-    for ep in entry_points(group="aloe.cli"):
-        mounted[ep.name] = ep.load()
+    points = sorted(entry_points(group="aloe.cli"), key=lambda ep: ep.name)
+    mounted: dict[str, Any] = {ep.name: ep.load() for ep in points if "." not in ep.name}
+    for ep in points:
+        if "." in ep.name:
+            group, command = ep.name.split(".", 1)
+            if not isinstance(mounted.get(group), typer.Typer):
+                mounted[group] = typer.Typer(no_args_is_help=True)
+            mounted[group].command(name=command)(ep.load())
     for name in sorted(mounted, key=lambda n: (GROUP_ORDER.index(n) if n in GROUP_ORDER else 99, n)):
         target = mounted[name]
         if isinstance(target, typer.Typer):

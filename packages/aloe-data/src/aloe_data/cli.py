@@ -64,19 +64,6 @@ def run(
 
 
 @app.command()
-def sample(
-    out: Annotated[Path, typer.Option("--out", help="Folder for the source files and ground_truth.json.")],
-    rows: Annotated[int, typer.Option("--rows", min=1, help="Rows in total across all files.")] = 5000,
-    seed: Annotated[int, typer.Option("--seed", help="Same seed, same bytes.")] = 0,
-) -> None:
-    """Write the embedded synthetic medical corpus (with planted defects and their ground truth)."""
-    from aloe_core.corpus import write_sample
-
-    summary = write_sample(out, rows=rows, seed=seed)
-    typer.echo(f"wrote {sum(summary['files'].values())} rows in {len(summary['files'])} files to {out}")
-
-
-@app.command()
 def ingest(
     input: Annotated[str, typer.Option("--input", "-i", help="Source file, folder or glob.")],
     format: Annotated[

@@ -85,9 +85,9 @@ def resolve_chat_template(value: str | None) -> str | None:
     if value is None:
         return None
     if value == "llama3":
-        from aloe_core.tiny_model import CHAT_TEMPLATE
+        from aloe_core.chat_templates import LLAMA3_CHAT_TEMPLATE
 
-        return CHAT_TEMPLATE
+        return LLAMA3_CHAT_TEMPLATE
     path = Path(value)
     if not path.is_file():
         raise InputError(f"model.chat_template: {value} is neither 'llama3' nor an existing Jinja file")

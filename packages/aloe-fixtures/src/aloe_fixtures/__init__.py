@@ -1,0 +1,1 @@
+"""aloe fixtures: the embedded corpus, the tiny-model factory and the demo (no downloads needed)."""
