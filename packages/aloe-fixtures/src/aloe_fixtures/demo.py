@@ -11,17 +11,12 @@ from typing import Annotated, Any
 
 import typer
 
-# Where write_sample puts each source format (relative to the sample folder) and the layout to read it as.
-SAMPLE_SFT_SOURCES = [
-    ("prompt_engine", "prompt_engine/sample_mcqa.json", "prompt_engine_mcqa"),
-    ("medmcqa", "medmcqa/train.jsonl", "medmcqa"),
-    ("medqa", "medqa/train.jsonl", "medqa"),
-    ("pubmedqa", "pubmedqa/ori_pqal.json", "pubmedqa"),
-    ("openai_chat", "chat/openai.jsonl", "openai_chat"),
-    ("sharegpt", "chat/sharegpt.jsonl", "sharegpt"),
-    ("alpaca", "chat/alpaca.jsonl", "alpaca"),
-]
-SAMPLE_PREFERENCE_SOURCES = [("preference", "preference/pairs.jsonl", "preference")]
+from aloe_fixtures.corpus.defects import PREFERENCE
+from aloe_fixtures.corpus.formats import SOURCE_FILES
+
+# Where write_sample puts each source (relative to the sample folder) and the layout to read it as.
+SAMPLE_SFT_SOURCES = [source for source in SOURCE_FILES if source[1] != PREFERENCE]
+SAMPLE_PREFERENCE_SOURCES = [source for source in SOURCE_FILES if source[1] == PREFERENCE]
 
 
 def demo_stages(sample_dir: Path, kind: str) -> list[dict[str, Any]]:

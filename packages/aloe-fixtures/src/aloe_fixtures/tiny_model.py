@@ -26,9 +26,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +35,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from aloe_core.atomic import publish_dir, staging_dir
 from aloe_core.chat_templates import LLAMA3_CHAT_TEMPLATE as CHAT_TEMPLATE
 from aloe_core.config import StrictModel
 from aloe_core.errors import AloeError
@@ -230,11 +229,10 @@ def build_tiny_model(
     config = config or TinyModelConfig()
     out_dir = Path(out_dir)
     _check_destination(out_dir, overwrite)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    staging = staging_dir(out_dir)
     try:
         _write_model(staging, config)
-        _replace_dir(staging, out_dir)
+        publish_dir(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -247,18 +245,6 @@ def _check_destination(out_dir: Path, overwrite: bool) -> None:
         raise AloeError(f"{out_dir}: exists and is not a directory; choose another output path")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise AloeError(f"{out_dir}: directory is not empty; pass --force (or overwrite=True) to replace it")
-
-
-def _replace_dir(staging: Path, out_dir: Path) -> None:
-    """Move ``staging`` to ``out_dir``, replacing an existing directory with two renames."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        out_dir.rename(old)
-    staging.rename(out_dir)
-    os.chmod(out_dir, 0o755)  # mkdtemp creates 0700; a model folder should be readable like any other
-    if old is not None:
-        shutil.rmtree(old)
 
 
 def _write_model(folder: Path, config: TinyModelConfig) -> None:

@@ -10,9 +10,10 @@ Files and formats written by :func:`~aloe_fixtures.corpus.sample.write_sample`:
   reasoning_required_pred, reasoning_free_pred, final_decision, LONG_ANSWER}}``;
 * ``chat/openai.jsonl``, ``chat/sharegpt.jsonl``, ``chat/alpaca.jsonl``; ``preference/pairs.jsonl``.
 
-:func:`record_matching_text` mirrors what the readers in ``aloe_data.sources`` build (PubMedQA as MCQA with
-options yes/no/maybe; Alpaca's user turn as instruction + blank line + input), so ground-truth Jaccard
-values are computed on the same text dedup will see.
+:data:`FILE_FORMATS` names the layout each file is written in. Reading a record back
+(:func:`parse_record`, :func:`record_matching_text`, :func:`record_full_text`) goes through aloe-data's own
+readers (``aloe_data.sources.LAYOUTS``), so ground-truth Jaccard values are computed on exactly the
+text dedup will see and the parsing rules exist once.
 """
 
 from __future__ import annotations
@@ -23,13 +24,28 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aloe_core.text import mcqa_matching_text
-from aloe_fixtures.corpus.defects import CHAT_FILES, MCQA_FILES, PREFERENCE, PUBMEDQA
-from aloe_fixtures.corpus.items import YES_NO_MAYBE, ChatItem, Item, McqaItem, PreferenceItem, YesNoItem
+from aloe_core.text import matching_text
+from aloe_data.sources.layouts import LAYOUTS, MEDMCQA_OPTIONS
+from aloe_fixtures.corpus.defects import CHAT_FILES, PREFERENCE, PUBMEDQA
+from aloe_fixtures.corpus.items import ChatItem, Item, McqaItem, PreferenceItem, YesNoItem
 
 BENCHMARK_FILE = "benchmarks/aloebench_test.json"
 JSON_OBJECT_FILES = ("prompt_engine/sample_mcqa.json", PUBMEDQA, BENCHMARK_FILE)
-SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
+# The speaker names this corpus writes (ShareGPT readers also accept user/assistant and others).
+SHAREGPT_SPEAKERS = {"system": "system", "user": "human", "assistant": "gpt"}
+# (source name, file, aloe-data layout) of every training file write_sample makes, in reading order.
+SOURCE_FILES = (
+    ("prompt_engine", "prompt_engine/sample_mcqa.json", "prompt_engine_mcqa"),
+    ("medmcqa", "medmcqa/train.jsonl", "medmcqa"),
+    ("medqa", "medqa/train.jsonl", "medqa"),
+    ("pubmedqa", PUBMEDQA, "pubmedqa"),
+    ("openai_chat", CHAT_FILES[0], "openai_chat"),
+    ("sharegpt", CHAT_FILES[1], "sharegpt"),
+    ("alpaca", CHAT_FILES[2], "alpaca"),
+    ("preference", PREFERENCE, "preference"),
+)
+# The layout (``format:`` of a source) each file is written in, the held-out benchmark included.
+FILE_FORMATS = {path: fmt for _, path, fmt in SOURCE_FILES} | {BENCHMARK_FILE: "prompt_engine_mcqa"}
 
 
 def prompt_engine_record(item: McqaItem, uid: str) -> dict[str, Any]:
@@ -50,10 +66,7 @@ def medmcqa_record(item: McqaItem, row_id: str) -> dict[str, Any]:
     return {
         "id": row_id,
         "question": item.question,
-        "opa": item.options[0],
-        "opb": item.options[1],
-        "opc": item.options[2],
-        "opd": item.options[3],
+        **{key: text for (_, key), text in zip(MEDMCQA_OPTIONS, item.options, strict=True)},
         "cop": item.answer,
         "choice_type": "single",
         "exp": item.explanation,
@@ -93,7 +106,7 @@ def openai_record(item: ChatItem) -> dict[str, Any]:
 
 
 def sharegpt_record(item: ChatItem) -> dict[str, Any]:
-    return {"conversations": [{"from": SHAREGPT_ROLES[r], "value": c} for r, c in item.messages]}
+    return {"conversations": [{"from": SHAREGPT_SPEAKERS[r], "value": c} for r, c in item.messages]}
 
 
 def alpaca_record(item: ChatItem) -> dict[str, Any]:
@@ -137,50 +150,33 @@ def medmcqa_id(rng_bits: int) -> str:
 # -- reading back ---------------------------------------------------------------------------------------
 
 
+def parse_record(path: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """The normalised content aloe-data's reader builds from a raw record of ``path``: an MCQA item
+    (``question``, ``options``, ``context``, ``explanation``), ``messages``, or a preference pair."""
+    return LAYOUTS[FILE_FORMATS[path]](record).content
+
+
 def record_matching_text(path: str, record: Mapping[str, Any]) -> str:
-    """The dedup matching text of a raw record of ``path`` (see module docstring)."""
-    if path in MCQA_FILES or path == BENCHMARK_FILE:
-        if path == "medmcqa/train.jsonl":
-            options = [record[k] for k in ("opa", "opb", "opc", "opd")]
-        else:
-            options = list(record["options"].values())
-        return mcqa_matching_text(record["question"], [{"text": t} for t in options])
-    if path == PUBMEDQA:
-        return mcqa_matching_text(record["QUESTION"], [{"text": t} for t in YES_NO_MAYBE])
-    if path == PREFERENCE:
-        return "\n".join([record["prompt"], record["chosen"]])
-    return "\n".join(content for _, content in record_messages(path, record))
-
-
-def record_messages(path: str, record: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(role, content) turns of a chat record of ``path``, as the readers build them."""
-    if path == CHAT_FILES[0]:
-        return [(m["role"], m["content"]) for m in record["messages"]]
-    if path == CHAT_FILES[1]:
-        roles = {v: k for k, v in SHAREGPT_ROLES.items()}
-        return [(roles[t["from"]], t["value"]) for t in record["conversations"]]
-    user = (
-        record["instruction"] if not record.get("input") else f"{record['instruction']}\n\n{record['input']}"
-    )
-    return [("user", user), ("assistant", record["output"])]
+    """The dedup matching text (:func:`aloe_core.text.matching_text`) of a raw record of ``path``."""
+    return matching_text(parse_record(path, record))
 
 
 def record_full_text(path: str, record: Mapping[str, Any]) -> str:
-    """Every text field of a raw record of ``path``, newline-joined."""
-    if path in MCQA_FILES or path == BENCHMARK_FILE:
-        options = (
-            [record[k] for k in ("opa", "opb", "opc", "opd")]
-            if path == "medmcqa/train.jsonl"
-            else list(record["options"].values())
-        )
-        context = record.get("context") or []
-        context = [context] if isinstance(context, str) else context
-        return "\n".join([*context, record["question"], *options, record.get("exp") or ""])
-    if path == PUBMEDQA:
-        return "\n".join([record["QUESTION"], *record["CONTEXTS"], record["LONG_ANSWER"]])
-    if path == PREFERENCE:
-        return "\n".join([record["prompt"], record["chosen"], record["rejected"]])
-    return "\n".join(content for _, content in record_messages(path, record))
+    """Every text of a raw record of ``path`` as read (context, question, options, explanation; turns;
+    prompt, chosen, rejected), newline-joined."""
+    content = parse_record(path, record)
+    if "question" in content:
+        parts = [
+            content.get("context"),
+            content["question"],
+            *(o["text"] for o in content["options"]),
+            content.get("explanation"),
+        ]
+    elif "messages" in content:
+        parts = [m["content"] for m in content["messages"]]
+    else:
+        parts = [*(m["content"] for m in content["prompt"]), content["chosen"], content["rejected"]]
+    return "\n".join(p for p in parts if p)
 
 
 # -- writing --------------------------------------------------------------------------------------------

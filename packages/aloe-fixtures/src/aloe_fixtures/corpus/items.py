@@ -13,9 +13,11 @@ import functools
 from dataclasses import dataclass, replace
 
 from aloe_core.text import mcqa_matching_text, words
+from aloe_data.sources.layouts import PUBMEDQA_OPTIONS
 
 LETTERS = "ABCDE"
-YES_NO_MAYBE = ("yes", "no", "maybe")
+# PubMedQA items are read as MCQA with these options (aloe-data's reader defines them).
+YES_NO_MAYBE = tuple(option["text"] for option in PUBMEDQA_OPTIONS)
 
 
 @dataclass(frozen=True)
