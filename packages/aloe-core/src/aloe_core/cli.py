@@ -38,6 +38,8 @@ GROUP_ORDER = ("data", "train", "infer", "model", "demo")
 def build_app() -> typer.Typer:
     """The root typer app with every installed package's groups and commands mounted."""
     app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+    # Keeps `aloe` a group even when no package above core is installed (typer refuses an empty app).
+    app.callback()(lambda: None)
     points = sorted(entry_points(group="aloe.cli"), key=lambda ep: ep.name)
     mounted: dict[str, Any] = {ep.name: ep.load() for ep in points if "." not in ep.name}
     for ep in points:
