@@ -9,6 +9,7 @@ logged them, the resumed run logs them again), so the file always describes one 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -52,8 +53,15 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 
 def plot_loss_curve(metrics_path: Path, png_path: Path, title: str = "training loss") -> Path | None:
-    """Train loss per step (and eval loss where measured) as a PNG; None when nothing was logged."""
-    import matplotlib
+    """Train loss per step (and eval loss where measured) as a PNG; None when nothing was logged or
+    matplotlib (the ``plots`` extra) is not installed: a training node needs no plotting library."""
+    try:
+        import matplotlib
+    except ImportError:
+        logging.getLogger("aloe.train").info(
+            "no loss curve: matplotlib is not installed (pip install 'aloe-train[plots]')"
+        )
+        return None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
