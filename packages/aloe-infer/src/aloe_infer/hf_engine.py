@@ -23,19 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aloe_core.schemas import stable_id
-from aloe_infer.engine import Engine, EngineConfig, check_model_dir, first_stop
+from aloe_infer.engine import Engine, EngineConfig, first_stop
+from aloe_infer.hf_model import load_hf_model
 from aloe_infer.sampling import Completion, FinishReason, GenerationResult, SamplingParams
 
 logger = logging.getLogger(__name__)
-
-
-def torch_dtype(name: str, device: str) -> Any:
-    """bf16 on GPU and fp32 on CPU for ``auto``; otherwise the named dtype."""
-    import torch
-
-    if name == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return getattr(torch, name)
 
 
 def sample_seed(seed: int, sample: int) -> int:
@@ -66,19 +58,10 @@ class HFEngine(Engine):
 
     def __init__(self, config: EngineConfig) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         super().__init__(config)
-        path = check_model_dir(config.model)
-        self.device = _resolve_device(config.device)
-        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=config.trust_remote_code)
-        self.model = AutoModelForCausalLM.from_pretrained(
-            path,
-            dtype=torch_dtype(config.dtype, self.device),
-            use_safetensors=True,
-            trust_remote_code=config.trust_remote_code,
-        ).to(self.device)
-        self.model.eval()
+        loaded = load_hf_model(config)
+        self.model, self.tokenizer, self.device = loaded.model, loaded.tokenizer, loaded.device
         model_len = getattr(self.model.config, "max_position_embeddings", None)
         self.max_model_len = int(config.max_model_len or model_len or self.tokenizer.model_max_length)
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
@@ -286,14 +269,6 @@ def _filtered_probs(logits: Any, params: Sequence[SamplingParams]) -> Any:
         sorted_probs = sorted_probs.masked_fill(drop, 0.0)
         probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
     return probs / probs.sum(dim=-1, keepdim=True)
-
-
-def _resolve_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:

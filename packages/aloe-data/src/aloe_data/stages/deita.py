@@ -27,6 +27,7 @@ import pyarrow as pa
 import ray.data
 from pydantic import Field, field_validator, model_validator
 
+from aloe_core.errors import AloeError
 from aloe_core.schemas import dumps_meta, loads_meta
 from aloe_data.pipeline.annotations import with_annotations
 from aloe_data.pipeline.stage import Stage, StageConfig, StageContext
@@ -39,6 +40,9 @@ from aloe_data.scoring.prompts import (
     conversation_turns,
     row_messages,
 )
+from aloe_data.scoring.scorer import expected_scores, resolve_score_ids
+from aloe_infer.engine import EngineConfig, check_model_dir
+from aloe_infer.scoring import NextTokenScorer, build_scorer
 
 META_KEY = "deita"
 
@@ -86,12 +90,17 @@ class DeitaScoreConfig(StageConfig):
 
 @dataclass
 class ScoringModel:
-    """One loaded scorer: how to build its prompts (``fitter``) and how to score them (``backend``,
-    anything with ``expected_scores(list[list[int]]) -> np.ndarray``)."""
+    """One loaded scorer: how to build its prompts (``fitter``), the model that reads them (``backend``,
+    transformers or vLLM) and the vocabulary ids of the score tokens, lowest score first."""
 
     path: str
     fitter: PromptFitter
-    backend: Any
+    backend: NextTokenScorer
+    score_ids: list[int]
+
+    def expected_scores(self, prompts: list[list[int]]) -> np.ndarray:
+        """DEITA's expected score of each token-id prompt (float64)."""
+        return expected_scores(self.backend, prompts, self.score_ids)
 
 
 def load_scoring_model(path: str, config: DeitaScoreConfig, device: str, llm: Any = None) -> ScoringModel:
@@ -101,34 +110,31 @@ def load_scoring_model(path: str, config: DeitaScoreConfig, device: str, llm: An
         AloeError: missing folder, no fast tokenizer, a score token that is not one token, or a
             template that alone exceeds ``max_length``. MissingExtraError: vllm is not installed.
     """
-    if config.engine == "hf":
-        from aloe_data.scoring.scorer import LogitScorer
+    from transformers import AutoTokenizer
 
-        backend = LogitScorer(
-            path,
-            device=device,
-            dtype=config.dtype,
-            trust_remote_code=config.trust_remote_code,
-            max_batch_tokens=config.max_batch_tokens,
-            score_tokens=config.score_tokens,
-        )
-        tokenizer = backend.tokenizer
-    else:
-        from transformers import AutoTokenizer
-
-        from aloe_data.scoring.scorer import resolve_score_ids
-        from aloe_data.scoring.vllm_scorer import VllmScorer
-
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=config.trust_remote_code)
-        ids = resolve_score_ids(tokenizer, config.score_tokens, path)
-        engine_args = {"max_model_len": config.max_length + 1, "trust_remote_code": config.trust_remote_code}
-        if config.dtype != "auto":
-            engine_args["dtype"] = config.dtype
-        backend = VllmScorer(path, ids, llm=llm, engine_args=engine_args | config.vllm_args)
+    # Everything that can reject the config is checked on the tokenizer alone, before any weights load
+    # (a vLLM engine takes a minute to start); the backend then loads its own copy of the same files.
+    tokenizer = AutoTokenizer.from_pretrained(
+        check_model_dir(path), trust_remote_code=config.trust_remote_code
+    )
+    if not getattr(tokenizer, "is_fast", False):  # PromptFitter cuts fields at token offsets
+        raise AloeError(f"{path}: the scorer needs a fast tokenizer (tokenizer.json)")
+    score_ids = resolve_score_ids(tokenizer, config.score_tokens, path)
     fitter = PromptFitter(tokenizer, config.max_length, config.add_special_tokens)
     fitter.check_template(config.complexity_template, ["instruction"])
     fitter.check_template(config.quality_template, ["instruction", "output"])
-    return ScoringModel(path, fitter, backend)
+    engine = EngineConfig(
+        type=config.engine,
+        model=path,
+        dtype=config.dtype,
+        device=device,
+        trust_remote_code=config.trust_remote_code,
+        max_model_len=config.max_length + 1,  # the longest fitted prompt and the one token read after it
+        max_batch_tokens=config.max_batch_tokens,
+        vllm_args=config.vllm_args,
+    )
+    backend = build_scorer(engine, llm=llm)
+    return ScoringModel(path, fitter, backend, score_ids)
 
 
 class DeitaBatchScorer:
@@ -178,11 +184,11 @@ class DeitaBatchScorer:
         q_ids, q_cut = self.quality.fitter.fit_all(config.quality_template, q_fields)
         if self.complexity is self.quality:
             # One model: both prompt sets go through the same micro-batches (fewer, fuller forwards).
-            both = self.complexity.backend.expected_scores(c_ids + q_ids)
+            both = self.complexity.expected_scores(c_ids + q_ids)
             c_scores, q_scores = both[: len(c_ids)], both[len(c_ids) :]
         else:
-            c_scores = self.complexity.backend.expected_scores(c_ids)
-            q_scores = self.quality.backend.expected_scores(q_ids)
+            c_scores = self.complexity.expected_scores(c_ids)
+            q_scores = self.quality.expected_scores(q_ids)
         return c_scores, q_scores, [a or b for a, b in zip(c_cut, q_cut, strict=True)]
 
     def __call__(self, table: pa.Table) -> pa.Table:
