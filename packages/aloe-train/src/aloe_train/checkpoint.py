@@ -5,7 +5,9 @@ A checkpoint folder ``checkpoint-NNNNNN`` holds:
 * ``.metadata`` + ``__<rank>_0.distcp``: model and optimizer state, sharded as trained (DCP; it can be
   loaded on a different number of workers, though the data position then no longer applies);
 * ``trainer_state.json`` (rank 0): step, LR-scheduler state, the config that shapes training;
-* ``worker-<rank>.pt``: that rank's data position (micro-batches consumed) and RNG states.
+* ``worker-<rank>.json`` + ``worker-<rank>.safetensors``: that rank's data position (micro-batches
+  consumed) and RNG states (the tensors in safetensors, the rest as JSON: nothing read back is a pickle,
+  since checkpoints sit on shared storage anyone on the cluster can write).
 
 Each rank writes its files into a local temporary folder and hands it to ``ray.train.report``, which
 copies all ranks' folders into one folder under the run's storage path (shared storage on multi-node
@@ -25,6 +27,7 @@ from typing import Any
 
 import torch
 
+from aloe_core.atomic import publish_dir, staging_dir
 from aloe_core.errors import ConfigError, InputError
 
 logger = logging.getLogger("aloe.train")
@@ -63,7 +66,7 @@ def save_checkpoint(
     with tempfile.TemporaryDirectory(prefix=f"aloe-ckpt-{step}-") as tmp:
         model_state, optim_state = get_state_dict(model, optimizer)
         dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=tmp)
-        torch.save(worker_state, Path(tmp) / f"worker-{rank:05d}.pt")
+        _save_worker_state(worker_state, Path(tmp), rank)
         if rank == 0:
             (Path(tmp) / TRAINER_STATE).write_text(json.dumps({**trainer_state, "step": step}, indent=2))
         ray.train.report(
@@ -86,7 +89,7 @@ def load_checkpoint(
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
     directory = Path(directory)
-    state_file, worker_file = directory / TRAINER_STATE, directory / f"worker-{_rank():05d}.pt"
+    state_file, worker_file = directory / TRAINER_STATE, directory / f"worker-{_rank():05d}.json"
     if not state_file.is_file():
         raise InputError(f"{directory}: not an aloe training checkpoint (no {TRAINER_STATE})")
     if not worker_file.is_file():
@@ -95,8 +98,27 @@ def load_checkpoint(
     state = {"model": model_state, "optim": optim_state}
     dcp.load(state, checkpoint_id=str(directory))
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
-    worker_state = torch.load(worker_file, weights_only=False)
-    return json.loads(state_file.read_text()), worker_state
+    return json.loads(state_file.read_text()), _load_worker_state(directory, _rank())
+
+
+def _save_worker_state(state: dict[str, Any], directory: Path, rank: int) -> None:
+    """Tensors (RNG states) into ``worker-<rank>.safetensors``, everything else into ``.json``."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.contiguous() for k, v in state.items() if isinstance(v, torch.Tensor)}
+    plain = {k: v for k, v in state.items() if not isinstance(v, torch.Tensor)}
+    save_file(tensors, str(directory / f"worker-{rank:05d}.safetensors"))
+    (directory / f"worker-{rank:05d}.json").write_text(json.dumps(plain, indent=2))
+
+
+def _load_worker_state(directory: Path, rank: int) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    state: dict[str, Any] = json.loads((directory / f"worker-{rank:05d}.json").read_text())
+    tensors = directory / f"worker-{rank:05d}.safetensors"
+    if tensors.is_file():
+        state.update(load_file(str(tensors)))
+    return state
 
 
 @contextmanager
@@ -139,17 +161,18 @@ def _diff(a: Any, b: Any, prefix: str = "") -> Iterator[str]:
         yield prefix.rstrip(".")
 
 
-def rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state()}
+def rng_state() -> dict[str, torch.Tensor]:
+    """This process's RNG states as flat uint8 tensors (``rng_torch``, ``rng_cuda``), safetensors-ready."""
+    state = {"rng_torch": torch.get_rng_state()}
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state()
+        state["rng_cuda"] = torch.cuda.get_rng_state()
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
+    torch.set_rng_state(state["rng_torch"])
+    if "rng_cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["rng_cuda"])
 
 
 # --------------------------------------------------------------------------------------------- export
@@ -179,17 +202,11 @@ def export_hf_model(
     if _rank() != 0:
         return None
     out_dir = Path(out_dir)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    staging = staging_dir(out_dir)
     try:
         _write_hf_folder(state, base_model, staging, dtype, max_shard_size, chat_template)
         (staging / "README.md").write_text(card, encoding="utf-8")
-        # mkdtemp makes a 0700 folder (and the weights come out 0600): make it readable like any model.
-        staging.chmod(0o755)
-        for path in staging.iterdir():
-            path.chmod(0o644)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
+        publish_dir(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -23,6 +23,7 @@ import pyarrow as pa
 import torch
 import yaml
 
+from aloe_core.atomic import atomic_write_json
 from aloe_core.ray_session import ensure_ray
 from aloe_train.checkpoint import model_card
 from aloe_train.config import ModelConfig
@@ -104,7 +105,7 @@ def run_dpo(config: DPOConfig) -> dict[str, Any]:
         # carries the chat template used for training.
         model = ModelConfig(path=summary["model"], attn_implementation=model.attn_implementation)
     result = {"stages": summaries, "model": summaries[-1]["model"]}
-    (out / "summary.json").write_text(json.dumps(result, indent=2))
+    atomic_write_json(out / "summary.json", result)
     return result
 
 

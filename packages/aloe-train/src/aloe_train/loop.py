@@ -32,6 +32,7 @@ import pyarrow as pa
 import torch
 import yaml
 
+from aloe_core.atomic import atomic_write_json
 from aloe_core.errors import AloeError
 from aloe_train.batching import GlobalStep, StepPlan, synchronized_steps
 from aloe_train.checkpoint import (
@@ -260,7 +261,7 @@ def restore(s: Session) -> None:
         s.scheduler.load_state_dict(trainer_state["scheduler"])
         s.step = s.saved_step = int(trainer_state["step"])
         s.consumed = int(worker_state["consumed"])
-        set_rng_state(worker_state["rng"])
+        set_rng_state(worker_state)
         if s.rank == 0:
             logger.info("resumed from %s at step %d", directory, s.step)
 
@@ -413,7 +414,7 @@ def save(s: Session, metrics: dict[str, Any]) -> None:
             "scheduler": s.scheduler.state_dict(),
             "epoch": s.step / s.plan.steps_per_epoch,
         },
-        worker_state={"consumed": s.consumed, "rng": rng_state()},
+        worker_state={"consumed": s.consumed, **rng_state()},
         metrics=report,
     )
     s.saved_step = s.step
@@ -460,7 +461,7 @@ def finish(s: Session) -> None:
         title = f"{s.recipe.name.upper()} loss"
         curve = plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png", title=title)
         summary = _summary(s, eval_loss, model_dir, curve)
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        atomic_write_json(out / "summary.json", summary)
 
 
 def _summary(

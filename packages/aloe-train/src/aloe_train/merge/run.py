@@ -21,11 +21,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 import resource
 import shutil
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -35,6 +33,7 @@ from typing import Any, BinaryIO
 import torch
 import yaml
 
+from aloe_core.atomic import publish_dir, staging_dir
 from aloe_core.errors import ConfigError, InputError
 from aloe_train.merge import methods
 from aloe_train.merge.card import FileRecord, merge_card
@@ -101,7 +100,7 @@ def run_merge(
     max_bytes = parse_size(cfg.max_shard_size)
     logger.info("merging %d tensors of %d models (%s) into %s", len(jobs), len(models), cfg.merge_method, out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    staging = staging_dir(out)
     try:
         outputs = _merge_weights(staging, cfg, models, jobs, max_bytes)
         out_dtypes = {str(j.out_dtype).removeprefix("torch.") for j in jobs if j.floating}
@@ -119,7 +118,7 @@ def run_merge(
             out_dtype=", ".join(sorted(out_dtypes)) or "n/a",
         )
         (staging / "README.md").write_text(card, encoding="utf-8")
-        _publish(staging, out)
+        publish_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -304,20 +303,6 @@ def _hash_inputs(models: list[SourceModel]) -> dict[str, list[FileRecord]]:
     return {
         str(m.path.absolute()): [FileRecord(f, f.stat().st_size, digests[f]) for f in m.files] for m in models
     }
-
-
-def _publish(staging: Path, out: Path) -> None:
-    """Make the folder readable like any model folder, then move it into place (replacing ``out``)."""
-    staging.chmod(0o755)
-    for path in staging.iterdir():
-        path.chmod(0o644)
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-    staging.rename(out)
-    if old is not None:
-        shutil.rmtree(old)
 
 
 def _dump(cfg: MergeConfig) -> str:
