@@ -46,8 +46,8 @@ def prepare(work: Path, rows: int) -> tuple[Path, Path]:
 
 def run_aloe(model: Path, data: Path, out: Path, args: argparse.Namespace) -> dict:
     from aloe_core.config import validate_config
-    from aloe_train.dpo import run_dpo
-    from aloe_train.dpo_config import DPOConfig
+    from aloe_train.dpo.config import DPOConfig
+    from aloe_train.dpo.recipe import run_dpo
     from aloe_train.metrics import read_metrics
 
     stage = {

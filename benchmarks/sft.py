@@ -49,9 +49,9 @@ def prepare(work: Path, rows: int) -> tuple[Path, Path]:
 
 def run_aloe(model: Path, data: Path, out: Path, args: argparse.Namespace) -> dict:
     from aloe_core.config import validate_config
-    from aloe_train.config import SFTConfig
     from aloe_train.metrics import read_metrics
-    from aloe_train.sft import run_sft
+    from aloe_train.sft.config import SFTConfig
+    from aloe_train.sft.recipe import run_sft
 
     config = validate_config(
         SFTConfig,

@@ -10,10 +10,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from aloe_train.dpo import DPO_RECIPE
-from aloe_train.dpo_config import DPOLossConfig
-from aloe_train.dpo_data import collate_pairs, tokenize_pairs
-from aloe_train.dpo_loss import PairLogps, per_pair_loss
+from aloe_train.dpo.config import DPOLossConfig
+from aloe_train.dpo.data import collate_pairs, tokenize_pairs
+from aloe_train.dpo.loss import PairLogps, per_pair_loss
+from aloe_train.dpo.recipe import dpo_loss_sum
 
 PAIRS = [
     (
@@ -112,7 +112,7 @@ def test_loss_rewards_and_gradients_equal_trl(tiny_model_dir, tmp_path, loss_typ
 
     ours = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     ours.train()
-    loss_sum, stats = DPO_RECIPE.loss(ours, batch | {"loss_config": config})
+    loss_sum, stats = dpo_loss_sum(ours, batch, config)
     loss = loss_sum / len(PAIRS)
     loss.backward()
 
@@ -150,11 +150,11 @@ def test_conservative_dpo_and_sft_term_match_their_formulas():
 
 
 def test_padding_pairs_add_no_loss_and_no_gradient(tiny_model_dir):
-    from aloe_train.dpo_data import padding_pairs
+    from aloe_train.dpo.data import padding_pairs
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
-    batch = collate_pairs(padding_pairs(2, 0), 0) | {"loss_config": DPOLossConfig(type="ipo")}
-    loss, stats = DPO_RECIPE.loss(model, batch)
+    batch = collate_pairs(padding_pairs(2, 0), 0)
+    loss, stats = dpo_loss_sum(model, batch, DPOLossConfig(type="ipo"))
     loss.backward()
     assert float(loss) == 0.0 and batch["weight"] == 0.0 and batch["rows"] == 0
     assert all(float(p.grad.abs().max()) == 0.0 for p in model.parameters() if p.grad is not None)

@@ -21,9 +21,9 @@ from aloe_data.pipeline.config import PipelineConfig
 from aloe_data.pipeline.runner import run_pipeline
 from aloe_fixtures.corpus import write_sample
 from aloe_fixtures.demo import sample_pipeline
-from aloe_train.dpo import pair_logps, run_dpo
-from aloe_train.dpo_config import DPOConfig
-from aloe_train.dpo_data import collate_pairs, tokenize_pairs
+from aloe_train.dpo.config import DPOConfig
+from aloe_train.dpo.data import collate_pairs, tokenize_pairs
+from aloe_train.dpo.recipe import pair_logps, run_dpo
 from aloe_train.metrics import read_metrics
 
 GENERAL = ["factual", "unhelpful"]

@@ -40,7 +40,7 @@ def export(tiny_model_dir, tmp_path_factory) -> Path:
         "export": {"dtype": "float32"},
     }
     (root / "dpo.yaml").write_text(yaml.safe_dump(config))
-    train_in_main_venv("aloe_train.dpo_cli", root / "dpo.yaml")
+    train_in_main_venv("aloe_train.dpo.cli", root / "dpo.yaml")
     return root / "out" / "safety" / "model"
 
 

@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from aloe_core.errors import InputError
 from aloe_train.merge import load_merge_config, run_merge
-from aloe_train.merge_cli import main as merge_main
+from aloe_train.merge.cli import main as merge_main
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
 

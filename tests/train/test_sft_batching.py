@@ -18,7 +18,7 @@ import pyarrow as pa
 import torch
 import torch.multiprocessing as mp
 
-from aloe_train.data import IGNORE_INDEX, collate, padding_rows
+from aloe_train.sft.data import IGNORE_INDEX, collate, padding_rows
 
 VOCAB_HIGH = 4000  # below the tiny model's vocabulary of 4096
 COUNTS = (5, 2)  # micro-batches on rank 0 and rank 1
@@ -48,7 +48,7 @@ def worker(rank: int, world: int, port: int, model_dir: str, out: str) -> None:
 
     from aloe_train.batching import synchronized_steps
     from aloe_train.fsdp import decoder_layers, load_causal_lm, make_all_reduce_sum, shard_model
-    from aloe_train.sft import sft_loss_sum
+    from aloe_train.sft.recipe import sft_loss_sum
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -94,7 +94,7 @@ def test_uneven_shards_step_together_and_dummies_weigh_nothing(tiny_model_dir, t
     # Step 3 has data on rank 0 only: its gradient is rank 0's batch alone, in one process, no FSDP.
     from transformers import AutoModelForCausalLM
 
-    from aloe_train.sft import sft_loss_sum
+    from aloe_train.sft.recipe import sft_loss_sum
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     (sft_loss_sum(model, micro_batch(4)) / weights[4]).backward()

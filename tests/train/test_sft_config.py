@@ -10,8 +10,8 @@ import yaml
 from aloe_core.config import load_config, validate_config
 from aloe_core.errors import ConfigError
 from aloe_train.checkpoint import check_same_run
-from aloe_train.config import SFTConfig
-from aloe_train.sft_cli import main
+from aloe_train.sft.cli import main
+from aloe_train.sft.config import SFTConfig
 
 REPO = Path(__file__).parents[2]
 MINIMAL = {"model": {"path": "m"}, "output_dir": "out", "data": {"path": "d"}}

@@ -21,8 +21,9 @@ from aloe_core.config import validate_config
 from aloe_core.errors import InputError
 from aloe_core.shards import resolve_inputs
 from aloe_train.batching import StepPlan
-from aloe_train.config import SFTConfig
-from aloe_train.data import (
+from aloe_train.fsdp import lr_multiplier
+from aloe_train.sft.config import SFTConfig
+from aloe_train.sft.data import (
     IGNORE_INDEX,
     best_fit_decreasing,
     check_chat_template,
@@ -33,8 +34,7 @@ from aloe_train.data import (
     tokenize_batch,
     truncate_conversation,
 )
-from aloe_train.fsdp import lr_multiplier
-from aloe_train.sft import sft_loss_sum
+from aloe_train.sft.recipe import sft_loss_sum
 
 BOS = 1
 

@@ -21,10 +21,10 @@ from aloe_data.pipeline.config import PipelineConfig
 from aloe_data.pipeline.runner import run_pipeline
 from aloe_fixtures.corpus import write_sample
 from aloe_fixtures.demo import sample_pipeline
-from aloe_train.config import SFTConfig
-from aloe_train.data import IGNORE_INDEX, truncate_conversation
 from aloe_train.metrics import read_metrics
-from aloe_train.sft import run_sft
+from aloe_train.sft.config import SFTConfig
+from aloe_train.sft.data import IGNORE_INDEX, truncate_conversation
+from aloe_train.sft.recipe import run_sft
 
 MAX_LENGTH = 256
 KILL_AFTER_STEP = 5  # checkpoints every 3 steps: the restarted run resumes from step 3

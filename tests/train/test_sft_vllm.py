@@ -39,7 +39,7 @@ def export(tiny_model_dir, tmp_path_factory) -> Path:
         "export": {"dtype": "float32"},
     }
     (root / "sft.yaml").write_text(yaml.safe_dump(config))
-    train_in_main_venv("aloe_train.sft_cli", root / "sft.yaml")
+    train_in_main_venv("aloe_train.sft.cli", root / "sft.yaml")
     return root / "out" / "model"
 
 

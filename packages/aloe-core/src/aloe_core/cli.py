@@ -79,7 +79,7 @@ def run_app(app: typer.Typer, argv: list[str] | None = None, prog_name: str = "a
 
 
 def run_standalone(command: Callable[..., Any], module: str, argv: list[str] | None = None) -> None:
-    """Run one command function on its own (``python -m MODULE ...``, e.g. ``aloe_train.sft_cli``), with
+    """Run one command function on its own (``python -m MODULE ...``, e.g. ``aloe_train.sft.cli``), with
     the same logging and one-line errors as the `aloe` script."""
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(command)

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from aloe_train.dpo_cli import dpo_command
-from aloe_train.merge_cli import merge_command
-from aloe_train.sft_cli import sft_command
+from aloe_train.dpo.cli import dpo_command
+from aloe_train.merge.cli import merge_command
+from aloe_train.sft.cli import sft_command
 
 app = typer.Typer(
     help="Train models: SFT and DPO on Ray Train with FSDP2, model merging.", no_args_is_help=True

@@ -26,7 +26,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import pyarrow as pa
 import torch
@@ -46,7 +46,6 @@ from aloe_train.checkpoint import (
     set_rng_state,
 )
 from aloe_train.config import RecipeConfig
-from aloe_train.data import load_tokenizer, move_batch, resolve_chat_template
 from aloe_train.fsdp import (
     build_optimizer,
     build_scheduler,
@@ -58,28 +57,35 @@ from aloe_train.fsdp import (
     worker_device,
 )
 from aloe_train.metrics import MetricsLog, Throughput, plot_loss_curve, read_metrics
+from aloe_train.shared.stream import DataFacts, PreparedData, move_batch
+from aloe_train.shared.tokenizer import resolve_chat_template, training_tokenizer
 
 logger = logging.getLogger("aloe.train")
 
 CHECKPOINTS = "checkpoints"  # Ray Train run name: checkpoints live in OUTPUT/checkpoints/checkpoint-NNNNNN
-# Recipe name -> "module:attribute" of its Recipe object (imported on the workers by name).
-RECIPES = {"sft": "aloe_train.sft:SFT_RECIPE", "dpo": "aloe_train.dpo:DPO_RECIPE"}
+# Recipe name -> "module:class" of its Recipe (imported and built from its config on the workers).
+RECIPES = {"sft": "aloe_train.sft.recipe:SFTRecipe", "dpo": "aloe_train.dpo.recipe:DPORecipe"}
 
 
 class Recipe(Protocol):
-    """What a training recipe supplies to the shared loop (see :data:`aloe_train.sft.SFT_RECIPE`)."""
+    """What a training recipe supplies to the shared loop (see :class:`aloe_train.sft.recipe.SFTRecipe`).
 
-    name: str
-    config_class: type[RecipeConfig]
-    stat_names: tuple[str, ...]  # summed per micro-batch next to the loss, logged as sum / weight
-    weight_name: str  # what the loss weight counts, as logged per step (SFT: trained_tokens; DPO: pairs)
+    A recipe is built from its config (``Recipe(config)``) and owns everything its loss needs; the loop
+    calls only these typed methods.
+    """
 
-    def collate(self, table: pa.Table, pad_id: int, config: Any) -> dict[str, Any]:
+    name: ClassVar[str]
+    config_class: ClassVar[type[RecipeConfig]]
+    stat_names: ClassVar[tuple[str, ...]]  # summed per micro-batch next to the loss, logged as sum / weight
+    weight_name: ClassVar[str]  # what the loss weight counts, as logged (SFT: trained_tokens; DPO: pairs)
+    config: RecipeConfig
+
+    def collate(self, table: pa.Table, pad_id: int) -> dict[str, Any]:
         """Rows of one micro-batch -> tensors plus ``weight`` (loss denominator), ``n_tokens`` (real
         tokens), ``rows``, ``slots`` (token slots those rows occupy: padding efficiency = tokens / slots)
         and ``sample_ids`` (list per row)."""
 
-    def dummy(self, pad_id: int, config: Any) -> dict[str, Any]:
+    def dummy(self, pad_id: int) -> dict[str, Any]:
         """A zero-weight micro-batch (loss and gradient 0) for ranks whose data ran out."""
 
     def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -89,19 +95,21 @@ class Recipe(Protocol):
         """The exported model folder's README."""
 
 
-def get_recipe(name: str) -> Recipe:
+def build_recipe(name: str, config: dict[str, Any] | RecipeConfig) -> Recipe:
+    """The recipe ``name`` built from its config (a validated config, or its JSON dump on a worker)."""
     module, attribute = RECIPES[name].split(":")
-    return getattr(importlib.import_module(module), attribute)
+    cls = getattr(importlib.import_module(module), attribute)
+    if not isinstance(config, cls.config_class):
+        config = cls.config_class.model_validate(config)
+    return cls(config)
 
 
 # ------------------------------------------------------------------------------------------- driver
-def launch(
-    config: RecipeConfig, recipe: str, datasets: dict[str, Any], stats: dict[str, Any]
-) -> dict[str, Any]:
+def launch(config: RecipeConfig, recipe: str, data: PreparedData) -> dict[str, Any]:
     """Train on Ray Train (local Ray or ``RAY_ADDRESS``); return the run summary (``summary.json``).
 
-    ``datasets`` holds ``train`` (and optionally ``eval``) Ray Datasets of prepared rows, split equally
-    across workers; ``stats`` must hold the :class:`StepPlan` under ``plan``.
+    ``data`` holds the ``train`` (and optionally ``eval``) Ray Datasets of prepared rows, split equally
+    across workers, and the facts (step plan, eval rows) every worker follows.
 
     Raises:
         AloeError: Ray Train V1 forced on.
@@ -113,12 +121,17 @@ def launch(
     if not ray.train.is_v2_enabled():
         raise AloeError("aloe train needs Ray Train V2 (the default); unset RAY_TRAIN_V2_ENABLED=0")
     out = Path(config.output_dir)
+    datasets = data.datasets()
     for ds in datasets.values():
         # Workers re-read these every step/eval: progress bars would flood the driver log.
         ds.context.enable_progress_bars = False
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"recipe": recipe, "config": config.model_dump(mode="json"), "stats": stats},
+        train_loop_config={
+            "recipe": recipe,
+            "config": config.model_dump(mode="json"),
+            "facts": data.facts.as_dict(),
+        },
         scaling_config=ray.train.ScalingConfig(
             num_workers=config.scaling.num_workers,
             use_gpu=config.scaling.use_gpu,
@@ -177,9 +190,7 @@ class Session:
     """Everything one worker holds while training."""
 
     recipe: Recipe
-    config: Any  # the recipe's config class
-    plan: StepPlan
-    stats: dict[str, Any]
+    facts: DataFacts
     rank: int
     world: int
     device: torch.device
@@ -195,6 +206,15 @@ class Session:
     last_loss: float | None = None
     throughput: Throughput = field(default_factory=Throughput)
     all_reduce: Any = None
+
+    @property
+    def config(self) -> Any:
+        """The recipe's config (its own class: SFTConfig, DPOStageConfig)."""
+        return self.recipe.config
+
+    @property
+    def plan(self) -> StepPlan:
+        return self.facts.plan
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
@@ -212,10 +232,10 @@ def setup(loop_config: dict[str, Any]) -> Session:
     import ray.train
     from torch.distributed.device_mesh import init_device_mesh
 
-    recipe = get_recipe(loop_config["recipe"])
-    config = recipe.config_class.model_validate(loop_config["config"])
-    stats = loop_config["stats"]
-    plan = StepPlan(**stats["plan"])
+    recipe = build_recipe(loop_config["recipe"], loop_config["config"])
+    config = recipe.config
+    facts = DataFacts.from_dict(loop_config["facts"])
+    plan = facts.plan
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.manual_seed(config.train.seed)
@@ -231,9 +251,7 @@ def setup(loop_config: dict[str, Any]) -> Session:
     optimizer = build_optimizer(model, config.optim)
     session = Session(
         recipe=recipe,
-        config=config,
-        plan=plan,
-        stats=stats,
+        facts=facts,
         rank=rank,
         world=world,
         device=device,
@@ -242,8 +260,7 @@ def setup(loop_config: dict[str, Any]) -> Session:
         scheduler=build_scheduler(optimizer, config.optim, plan.steps),
     )
     session.all_reduce = make_all_reduce_sum(device)
-    tokenizer = load_tokenizer(config.model.path, resolve_chat_template(config.model.chat_template))
-    session.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    _, session.pad_id = training_tokenizer(config.model.path, config.model.chat_template, check=False)
     restore(session)
     session.metrics = MetricsLog(
         Path(config.output_dir) / "metrics.jsonl", rank=rank, resume_step=session.step
@@ -272,7 +289,7 @@ def train(s: Session) -> None:
     steps = synchronized_steps(
         _micro_batches(s),
         grad_accum_steps=loop.grad_accum_steps,
-        dummy=lambda: s.recipe.dummy(s.pad_id, s.config),
+        dummy=lambda: s.recipe.dummy(s.pad_id),
         weight=lambda batch: batch["weight"],
         all_reduce_sum=s.all_reduce,
     )
@@ -307,7 +324,7 @@ def _micro_batches(s: Session) -> Any:
     )
     for index, table in enumerate(batches):
         if index >= s.consumed:
-            yield s.recipe.collate(table, s.pad_id, s.config)
+            yield s.recipe.collate(table, s.pad_id)
 
 
 def train_step(s: Session, step: GlobalStep, started: float) -> dict[str, Any]:
@@ -372,14 +389,14 @@ def evaluate(s: Session) -> float | None:
     """Mean loss (and recipe statistics) over the held-out rows (all ranks); logged with the step."""
     import ray.train
 
-    if not s.stats.get("eval_rows"):
+    if not s.facts.eval_rows:
         return None
     shard = ray.train.get_dataset_shard("eval")
     tables = shard.iter_batches(batch_size=s.config.train.micro_batch_size, batch_format="pyarrow")
     steps = synchronized_steps(
-        (s.recipe.collate(t, s.pad_id, s.config) for t in tables),
+        (s.recipe.collate(t, s.pad_id) for t in tables),
         grad_accum_steps=1,
-        dummy=lambda: s.recipe.dummy(s.pad_id, s.config),
+        dummy=lambda: s.recipe.dummy(s.pad_id),
         weight=lambda batch: batch["weight"],
         all_reduce_sum=s.all_reduce,
     )
@@ -478,7 +495,7 @@ def _summary(
         "eval_loss": eval_loss,
         **{f"final_{name}": last.get(name) for name in s.recipe.stat_names},
         "tokens_per_s": s.throughput.mean,
-        "padding_efficiency": s.stats.get("padding_efficiency"),
+        "padding_efficiency": s.facts.padding_efficiency,
         "workers": s.world,
         "checkpoint": str(Path(s.config.output_dir) / CHECKPOINTS / checkpoint_name(s.step)),
         "model": str(model_dir) if model_dir else None,

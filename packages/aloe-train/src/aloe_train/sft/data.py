@@ -20,38 +20,43 @@ On the workers, :func:`collate` turns the rows of a micro-batch into tensors.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 import logging
-import re
 import zlib
 from collections import Counter, defaultdict
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute
-import pyarrow.parquet as pq
 
 from aloe_core.errors import InputError
 from aloe_core.shards import resolve_inputs
-from aloe_train.batching import StepPlan
+from aloe_train.shared.stream import (
+    DataFacts,
+    PreparedData,
+    epoch_stream,
+    pad_to_workers,
+    plan_steps,
+    read_shards,
+)
+from aloe_train.shared.tokenizer import (
+    assign_split,
+    content_id,
+    load_tokenizer,
+    resolve_chat_template,
+    training_tokenizer,
+)
 
 if TYPE_CHECKING:
     import ray.data
-    import torch
 
-    from aloe_train.config import SFTConfig
+    from aloe_train.sft.config import SFTConfig
 
 logger = logging.getLogger("aloe.train")
 
 IGNORE_INDEX = -100
 KEPT = ("ok", "truncated_turns", "truncated_prompt")
 DROPPED = ("dropped_no_assistant", "dropped_answer_too_long", "dropped_invalid_messages")
-GENERATION_MARKER = re.compile(r"\{%-?\s*generation\s*-?%\}")
 TOKENIZED_SCHEMA = pa.schema(
     [
         ("sample_id", pa.string()),
@@ -76,65 +81,6 @@ PACKED_SCHEMA = pa.schema(
 
 
 # ------------------------------------------------------------------------------------------ tokenizer
-def resolve_chat_template(value: str | None) -> str | None:
-    """The text of ``model.chat_template``: None (keep the tokenizer's), ``llama3``, or a Jinja file.
-
-    Raises:
-        InputError: the file does not exist.
-    """
-    if value is None:
-        return None
-    if value == "llama3":
-        from aloe_core.chat_templates import LLAMA3_CHAT_TEMPLATE
-
-        return LLAMA3_CHAT_TEMPLATE
-    path = Path(value)
-    if not path.is_file():
-        raise InputError(f"model.chat_template: {value} is neither 'llama3' nor an existing Jinja file")
-    return path.read_text(encoding="utf-8")
-
-
-@functools.lru_cache(maxsize=4)
-def load_tokenizer(path: str, chat_template: str | None = None) -> Any:
-    """The tokenizer of a model folder (its chat template replaced by ``chat_template`` text if given),
-    loaded once per process: Ray reuses worker processes across tasks."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if chat_template is not None:
-        tokenizer.chat_template = chat_template
-    return tokenizer
-
-
-def check_chat_template(tokenizer: Any, source: str) -> None:
-    """Fail fast unless the tokenizer can produce an assistant-token mask.
-
-    Raises:
-        InputError: no chat template, no ``{% generation %}`` markers, or markers that mark nothing
-            on a probe conversation; the message names ``source`` and what to change.
-    """
-    template = tokenizer.chat_template
-    if isinstance(template, dict):  # several named templates: the default one is used
-        template = template.get("default")
-    if not template:
-        raise InputError(
-            f"{source}: the tokenizer has no chat template; add one, or set model.chat_template "
-            "(a Jinja file, or 'llama3')"
-        )
-    if not GENERATION_MARKER.search(template):
-        raise InputError(
-            f"{source}: the chat template has no {{% generation %}} ... {{% endgeneration %}} markers around "
-            "assistant content, so the loss mask cannot be built; add them, or set model.chat_template "
-            "(a Jinja file with the markers, or 'llama3')"
-        )
-    probe = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
-    encoded = tokenizer.apply_chat_template(
-        probe, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
-    )
-    if not any(encoded["assistant_masks"]):
-        raise InputError(f"{source}: the chat template's generation markers mark no assistant token")
-
-
 # ------------------------------------------------------------------------------------------ truncation
 def assistant_spans(mask: list[int]) -> list[tuple[int, int]]:
     """``[start, end)`` of each run of assistant tokens (one per assistant turn)."""
@@ -192,11 +138,6 @@ def shifted_labels(ids: list[int], mask: list[int]) -> list[int]:
     return [*labels, IGNORE_INDEX] if ids else []
 
 
-def hash_fraction(sample_id: str) -> float:
-    """A stable number in [0, 1) from a row id: the held-out split must not change between runs."""
-    return int(hashlib.sha256(sample_id.encode("utf-8")).hexdigest()[:12], 16) / float(16**12)
-
-
 def _valid_messages(messages: Any) -> bool:
     return (
         isinstance(messages, list)
@@ -228,7 +169,7 @@ def tokenize_batch(
     if "id" in table.column_names:
         ids = [str(x) for x in table.column("id").to_pylist()]
     else:
-        ids = [hashlib.sha256(json.dumps(m, sort_keys=True).encode()).hexdigest()[:20] for m in messages]
+        ids = [content_id(m) for m in messages]
     valid = [i for i, m in enumerate(messages) if _valid_messages(m)]
     encoded = (
         tokenizer.apply_chat_template(
@@ -248,7 +189,7 @@ def tokenize_batch(
             tokens, mask, status = [], [], "dropped_invalid_messages"
         labels = shifted_labels(tokens, mask)
         rows["sample_id"].append(sample_id)
-        rows["split"].append(split or ("eval" if hash_fraction(sample_id) < eval_fraction else "train"))
+        rows["split"].append(assign_split(sample_id, split, eval_fraction))
         rows["status"].append(status)
         rows["input_ids"].append(tokens)
         rows["labels"].append(labels)
@@ -435,32 +376,7 @@ def collate(table: pa.Table, pad_id: int) -> dict[str, Any]:
     }
 
 
-def move_batch(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """The batch with its tensors on ``device``."""
-    return {k: (v.to(device, non_blocking=True) if hasattr(v, "to") else v) for k, v in batch.items()}
-
-
 # --------------------------------------------------------------------------------- the whole data path
-@dataclass
-class SFTData:
-    """What the trainer needs: the packed train stream, optional eval rows, stats and the step plan."""
-
-    train: ray.data.Dataset
-    eval: ray.data.Dataset | None
-    plan: StepPlan
-    eval_rows: int
-    stats: dict[str, Any]
-
-
-def read_shards(files: list[str], columns: tuple[str, ...]) -> ray.data.Dataset:
-    """The shards' rows in file order, with those of ``columns`` the files have (recipes read only what
-    they tokenize; optional columns such as ``id`` or ``meta`` may be absent)."""
-    import ray.data
-
-    present = pq.read_schema(files[0]).names
-    return ray.data.read_parquet(files, shuffle=None).select_columns([c for c in columns if c in present])
-
-
 def _tokenized(files: list[str], config: SFTConfig, split: str | None) -> ray.data.Dataset:
     ds = read_shards(files, ("id", "messages"))
     return ds.map_batches(
@@ -523,22 +439,7 @@ def _packing_stats(packed: ray.data.Dataset, max_length: int) -> dict[str, Any]:
     }
 
 
-def _epoch_stream(
-    packed: ray.data.Dataset, plan: StepPlan, pad_id: int, config: SFTConfig
-) -> ray.data.Dataset:
-    """All epochs in one stream (epoch e > 0 reshuffled with seed + e), then the zero-weight padding."""
-    import ray.data
-
-    parts = [
-        packed.random_shuffle(seed=config.train.seed + epoch) if (epoch and config.data.shuffle) else packed
-        for epoch in range(config.train.epochs)
-    ]
-    if plan.padding_rows:
-        parts.append(ray.data.from_arrow(padding_rows(plan.padding_rows, pad_id)))
-    return parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
-
-
-def prepare_sft_data(config: SFTConfig, world_size: int) -> SFTData:
+def prepare_sft_data(config: SFTConfig, world_size: int) -> PreparedData:
     """Tokenize, mask, truncate, pack; plan the steps. Runs on the driver, executes on the cluster.
 
     Sets ``preserve_order`` on the current Ray Data context: row order, packing windows and the split
@@ -550,9 +451,7 @@ def prepare_sft_data(config: SFTConfig, world_size: int) -> SFTData:
     import ray.data
 
     ray.data.DataContext.get_current().execution_options.preserve_order = True
-    tokenizer = load_tokenizer(config.model.path, resolve_chat_template(config.model.chat_template))
-    check_chat_template(tokenizer, config.model.path)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    _, pad_id = training_tokenizer(config.model.path, config.model.chat_template)
     source = resolve_inputs(config.data.path, kind="sft")
     tokenized = _tokenized(source.files, config, None)
     stats: dict[str, Any] = {"source": source.provenance, "rows": _count(tokenized)}
@@ -565,24 +464,17 @@ def prepare_sft_data(config: SFTConfig, world_size: int) -> SFTData:
             f"{config.data.path}: no trainable row left after dropping rows (stats: {stats['rows']})"
         )
     eval_ds, eval_rows = _eval_rows(config, tokenized, stats, world_size, pad_id)
-    loop = config.train
-    plan = StepPlan.build(
-        rows=stats["train_packing"]["packed_rows"],
-        epochs=loop.epochs,
-        world_size=world_size,
-        micro_batch_size=loop.micro_batch_size,
-        grad_accum_steps=loop.grad_accum_steps,
-        max_steps=loop.max_steps,
-    )
+    plan = plan_steps(stats["train_packing"]["packed_rows"], config.train, world_size)
     stats["plan"] = plan.as_dict()
-    return SFTData(_epoch_stream(packed, plan, pad_id, config), eval_ds, plan, eval_rows, stats)
+    stream = epoch_stream(packed, plan, config.train, config.data.shuffle, lambda n: padding_rows(n, pad_id))
+    efficiency = stats["train_packing"]["padding_efficiency"]
+    return PreparedData(stream, eval_ds, DataFacts(plan, eval_rows, efficiency, stats))
 
 
 def _eval_rows(
     config: SFTConfig, tokenized: ray.data.Dataset, stats: dict[str, Any], world_size: int, pad_id: int
 ) -> tuple[ray.data.Dataset | None, int]:
     """Packed held-out rows padded to a multiple of the worker count, or (None, 0) without eval data."""
-    import ray.data
 
     if config.data.eval_path is not None:
         source = resolve_inputs(config.data.eval_path, kind="sft")
@@ -602,7 +494,4 @@ def _eval_rows(
     count = stats["eval_packing"]["packed_rows"]
     if count == 0:
         return None, 0
-    pad = (-count) % world_size
-    if pad:
-        packed = packed.union(ray.data.from_arrow(padding_rows(pad, pad_id)))
-    return packed, count
+    return pad_to_workers(packed, count, world_size, lambda n: padding_rows(n, pad_id)), count

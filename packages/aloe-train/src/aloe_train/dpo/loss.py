@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from aloe_train.dpo_config import DPOLossConfig
+from aloe_train.dpo.config import DPOLossConfig
 
 
 @dataclass

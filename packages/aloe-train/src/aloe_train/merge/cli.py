@@ -1,7 +1,7 @@
 """`aloe train merge CONFIG`: the command function, for mounting on the ``train`` typer app.
 
 Mount with ``app.command("merge")(merge_command)`` in :mod:`aloe_train.cli`; ``python -m
-aloe_train.merge_cli CONFIG`` runs it standalone.
+aloe_train.merge.cli CONFIG`` runs it standalone.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     """Standalone entry point; like the `aloe` command, a user error prints one line and exits 2."""
     from aloe_core.cli import run_standalone
 
-    run_standalone(merge_command, "aloe_train.merge_cli", argv)
+    run_standalone(merge_command, "aloe_train.merge.cli", argv)
 
 
 if __name__ == "__main__":

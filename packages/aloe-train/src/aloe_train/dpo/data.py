@@ -3,7 +3,7 @@
 1. :func:`tokenize_pairs` (``map_batches``): the prompt through the chat template with the generation
    prompt; each completion is what the template adds for an assistant turn holding it (end-of-turn
    token included), found as the tokens after the longest common prefix with the prompt. The
-   truncation rule of :class:`~aloe_train.dpo_config.DPODataConfig` applies; every row gets a status.
+   truncation rule of :class:`~aloe_train.dpo.config.DPODataConfig` applies; every row gets a status.
 2. :class:`ReferenceLogProbs` (``map_batches`` with an actor pool): the frozen reference model, loaded
    once per actor, adds ``ref_chosen_logps`` / ``ref_rejected_logps`` (sums over completion tokens) as
    columns next to the pairs, so training holds only the policy in memory.
@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,20 +26,27 @@ import pyarrow as pa
 
 from aloe_core.errors import InputError
 from aloe_core.shards import resolve_inputs
-from aloe_train.batching import StepPlan
-from aloe_train.data import (
-    check_chat_template,
-    hash_fraction,
-    load_tokenizer,
+from aloe_train.shared.stream import (
+    DataFacts,
+    PreparedData,
+    epoch_stream,
+    pad_to_workers,
+    plan_steps,
     read_shards,
+)
+from aloe_train.shared.tokenizer import (
+    assign_split,
+    content_id,
+    load_tokenizer,
     resolve_chat_template,
+    training_tokenizer,
 )
 
 if TYPE_CHECKING:
     import ray.data
     import torch
 
-    from aloe_train.dpo_config import DPOStageConfig
+    from aloe_train.dpo.config import DPOStageConfig
 
 logger = logging.getLogger("aloe.train")
 
@@ -78,7 +84,7 @@ def truncate_pair(
     max_prompt_length: int,
     bos_id: int | None,
 ) -> tuple[list[int], list[int], list[int], str]:
-    """The truncation rule (see :class:`~aloe_train.dpo_config.DPODataConfig`); returns the pieces and a
+    """The truncation rule (see :class:`~aloe_train.dpo.config.DPODataConfig`); returns the pieces and a
     status: ``ok``, ``truncated_prompt``, ``truncated_completion``, ``truncated_both``, or
     ``dropped_identical_after_truncation``."""
     cut_prompt = len(prompt) > max_prompt_length
@@ -155,7 +161,7 @@ def tokenize_pairs(
     encoded = {i: (p, c, r) for i, p, c, r in zip(valid, prompt_ids, with_chosen, with_rejected, strict=True)}
     rows: dict[str, list[Any]] = {name: [] for name in PAIRS_SCHEMA.names}
     for i in range(table.num_rows):
-        sample_id = ids[i] if ids else f"row-{i}"
+        sample_id = ids[i] if ids else content_id([prompts[i], chosen[i], rejected[i]])
         p, c, r, status = [], [], [], "dropped_invalid_row" if selected[i] else NOT_SELECTED
         if i in encoded:
             p, full_c, full_r = encoded[i]
@@ -172,7 +178,7 @@ def tokenize_pairs(
                     bos_id=tokenizer.bos_token_id,
                 )
         rows["sample_id"].append(sample_id)
-        rows["split"].append(split or ("eval" if hash_fraction(sample_id) < eval_fraction else "train"))
+        rows["split"].append(assign_split(sample_id, split, eval_fraction))
         rows["status"].append(status)
         kept = status in KEPT
         rows["prompt_ids"].append(p if kept else [])
@@ -325,15 +331,6 @@ class ReferenceLogProbs:
 
 
 # --------------------------------------------------------------------------------- the whole data path
-@dataclass
-class DPOData:
-    train: ray.data.Dataset
-    eval: ray.data.Dataset | None
-    plan: StepPlan
-    eval_rows: int
-    stats: dict[str, Any]
-
-
 def _tokenized(files: list[str], config: DPOStageConfig, split: str | None) -> ray.data.Dataset:
     ds = read_shards(files, ("id", "prompt", "chosen", "rejected", "meta"))
     return ds.map_batches(
@@ -396,7 +393,7 @@ def _token_stats(pairs: ray.data.Dataset) -> dict[str, float]:
     }
 
 
-def prepare_dpo_data(config: DPOStageConfig, world_size: int) -> DPOData:
+def prepare_dpo_data(config: DPOStageConfig, world_size: int) -> PreparedData:
     """Tokenize, truncate, add reference log-probs, plan the steps (driver; executes on the cluster).
 
     Raises:
@@ -405,9 +402,7 @@ def prepare_dpo_data(config: DPOStageConfig, world_size: int) -> DPOData:
     import ray.data
 
     ray.data.DataContext.get_current().execution_options.preserve_order = True
-    tokenizer = load_tokenizer(config.model.path, resolve_chat_template(config.model.chat_template))
-    check_chat_template(tokenizer, config.model.path)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    _, pad_id = training_tokenizer(config.model.path, config.model.chat_template)
     source = resolve_inputs(config.data.path, kind="preference")
     tokenized = _tokenized(source.files, config, None)
     stats: dict[str, Any] = {"source": source.provenance, "rows": _count(tokenized)}
@@ -419,30 +414,15 @@ def prepare_dpo_data(config: DPOStageConfig, world_size: int) -> DPOData:
     if stats["train_pairs"]["pairs"] == 0:
         raise InputError(f"{config.data.path}: no preference pair left after dropping rows ({stats['rows']})")
     eval_ds, eval_rows = _eval_pairs(config, tokenized, stats, world_size, pad_id)
-    loop = config.train
-    plan = StepPlan.build(
-        rows=stats["train_pairs"]["pairs"],
-        epochs=loop.epochs,
-        world_size=world_size,
-        micro_batch_size=loop.micro_batch_size,
-        grad_accum_steps=loop.grad_accum_steps,
-        max_steps=loop.max_steps,
-    )
+    plan = plan_steps(stats["train_pairs"]["pairs"], config.train, world_size)
     stats["plan"] = plan.as_dict()
-    parts = [
-        train.random_shuffle(seed=config.train.seed + epoch) if (epoch and config.data.shuffle) else train
-        for epoch in range(loop.epochs)
-    ]
-    if plan.padding_rows:
-        parts.append(ray.data.from_arrow(padding_pairs(plan.padding_rows, pad_id)))
-    stream = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
-    return DPOData(stream, eval_ds, plan, eval_rows, stats)
+    stream = epoch_stream(train, plan, config.train, config.data.shuffle, lambda n: padding_pairs(n, pad_id))
+    return PreparedData(stream, eval_ds, DataFacts(plan, eval_rows, None, stats))
 
 
 def _eval_pairs(
     config: DPOStageConfig, tokenized: ray.data.Dataset, stats: dict[str, Any], world_size: int, pad_id: int
 ) -> tuple[ray.data.Dataset | None, int]:
-    import ray.data
 
     if config.data.eval_path is not None:
         source = resolve_inputs(config.data.eval_path, kind="preference")
@@ -457,7 +437,4 @@ def _eval_pairs(
     count = pairs.count()
     if count == 0:
         return None, 0
-    pad = (-count) % world_size
-    if pad:
-        pairs = pairs.union(ray.data.from_arrow(padding_pairs(pad, pad_id)))
-    return pairs, count
+    return pad_to_workers(pairs, count, world_size, lambda n: padding_pairs(n, pad_id)), count

@@ -1,10 +1,10 @@
 """The DPO recipe: preference pairs -> reference log-probs (Ray Data actors) -> the shared FSDP2 loop.
 
-:func:`run_dpo` runs the stages of a :class:`~aloe_train.dpo_config.DPOConfig` in order. For each stage
-it prepares the data (:mod:`aloe_train.dpo_data`: tokenize, truncate, reference log-probs with the
+:func:`run_dpo` runs the stages of a :class:`~aloe_train.dpo.config.DPOConfig` in order. For each stage
+it prepares the data (:mod:`aloe_train.dpo.data`: tokenize, truncate, reference log-probs with the
 frozen model the stage starts from) and hands it to :func:`aloe_train.loop.launch`, the loop SFT uses
 too. What is DPO-specific is here: the policy forward over ``[chosen; rejected]`` and the loss from
-:mod:`aloe_train.dpo_loss`.
+:mod:`aloe_train.dpo.loss`.
 
 Output folder: ``OUTPUT/<stage>/`` per stage, each like an SFT run (``config.yaml``, ``data_stats.json``,
 ``metrics.jsonl``, ``loss_curve.png``, ``summary.json``, ``checkpoints/``, ``model/``), and
@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 import torch
@@ -27,9 +27,9 @@ from aloe_core.atomic import atomic_write_json
 from aloe_core.ray_session import ensure_ray
 from aloe_train.checkpoint import model_card
 from aloe_train.config import ModelConfig
-from aloe_train.dpo_config import DPOConfig, DPOStageConfig, stage_config
-from aloe_train.dpo_data import collate_pairs, padding_pairs, prepare_dpo_data, sequence_logps
-from aloe_train.dpo_loss import STAT_NAMES, PairLogps, pair_stats, per_pair_loss
+from aloe_train.dpo.config import DPOConfig, DPOLossConfig, DPOStageConfig, stage_config
+from aloe_train.dpo.data import collate_pairs, padding_pairs, prepare_dpo_data, sequence_logps
+from aloe_train.dpo.loss import STAT_NAMES, PairLogps, pair_stats, per_pair_loss
 from aloe_train.loop import Session, launch, logged_records, materialize_if_no_cpu_left, write_run_files
 
 logger = logging.getLogger("aloe.train")
@@ -51,33 +51,39 @@ def pair_logps(model: torch.nn.Module, batch: dict[str, Any]) -> PairLogps:
     )
 
 
+def dpo_loss_sum(
+    model: torch.nn.Module, batch: dict[str, Any], loss_config: DPOLossConfig
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The batch's pair-weighted summed loss under ``loss_config`` and its summed reward statistics."""
+    logps = pair_logps(model, batch)
+    weight = batch["pair_weight"].to(logps.chosen.dtype)
+    loss = (per_pair_loss(logps, loss_config) * weight).sum()
+    return loss, pair_stats(logps, loss_config.beta, weight)
+
+
 class DPORecipe:
     """DPO for the shared loop: pair batches, loss weighted by pairs."""
 
-    name = "dpo"
-    config_class = DPOStageConfig
-    stat_names = STAT_NAMES
-    weight_name = "pairs"
+    name: ClassVar[str] = "dpo"
+    config_class: ClassVar[type[DPOStageConfig]] = DPOStageConfig
+    stat_names: ClassVar[tuple[str, ...]] = STAT_NAMES
+    weight_name: ClassVar[str] = "pairs"
 
-    def collate(self, table: pa.Table, pad_id: int, config: DPOStageConfig) -> dict[str, Any]:
-        # The loss settings travel with the batch, so the recipe object stays stateless.
-        return collate_pairs(table, pad_id) | {"loss_config": config.loss}
+    def __init__(self, config: DPOStageConfig) -> None:
+        self.config = config
+        self.loss_config = config.loss  # the stage's loss (type, beta, smoothing, SFT term)
 
-    def dummy(self, pad_id: int, config: DPOStageConfig) -> dict[str, Any]:
-        return self.collate(padding_pairs(1, pad_id), pad_id, config)
+    def collate(self, table: pa.Table, pad_id: int) -> dict[str, Any]:
+        return collate_pairs(table, pad_id)
+
+    def dummy(self, pad_id: int) -> dict[str, Any]:
+        return self.collate(padding_pairs(1, pad_id), pad_id)
 
     def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
-        loss_config = batch["loss_config"]
-        logps = pair_logps(model, batch)
-        weight = batch["pair_weight"].to(logps.chosen.dtype)
-        loss = (per_pair_loss(logps, loss_config) * weight).sum()
-        return loss, pair_stats(logps, loss_config.beta, weight)
+        return dpo_loss_sum(model, batch, self.loss_config)
 
     def card(self, session: Session, eval_loss: float | None) -> str:
         return dpo_model_card(session, eval_loss)
-
-
-DPO_RECIPE = DPORecipe()
 
 
 # ------------------------------------------------------------------------------------------- driver
@@ -124,14 +130,12 @@ def _run_stage(config: DPOStageConfig, resources: dict[str, float]) -> dict[str,
     data.train = materialize_if_no_cpu_left(data.train, config, resources)
     (Path(config.output_dir) / "data_stats.json").write_text(json.dumps(data.stats, indent=2))
     logger.info("stage %s data: %s", config.stage, json.dumps({k: data.stats[k] for k in ("rows", "plan")}))
-    stats = data.stats | {"eval_rows": data.eval_rows, "padding_efficiency": None}
-    datasets = {"train": data.train} | ({"eval": data.eval} if data.eval is not None else {})
-    return launch(config, "dpo", datasets, stats)
+    return launch(config, "dpo", data)
 
 
 def dpo_model_card(s: Session, eval_loss: float | None) -> str:
     """The exported folder's README: base (= reference) model, data, loss, results."""
-    stats, config = s.stats, s.config
+    stats, config = s.facts.stats, s.config
     records = logged_records(s) or [{"loss": float("nan"), "rewards/accuracies": float("nan")}]
     source = ", ".join(f"{k}: {v}" for k, v in stats["source"].items())
     results = (

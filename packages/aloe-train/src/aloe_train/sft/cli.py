@@ -1,6 +1,6 @@
 """`aloe train sft CONFIG`: the command function, for mounting on the ``train`` typer app.
 
-Mount with ``app.command("sft")(sft_command)`` in :mod:`aloe_train.cli`; ``python -m aloe_train.sft_cli
+Mount with ``app.command("sft")(sft_command)`` in :mod:`aloe_train.cli`; ``python -m aloe_train.sft.cli
 CONFIG`` runs it standalone (used by tests that train from another virtualenv).
 """
 
@@ -23,8 +23,8 @@ def sft_command(
     Re-running with the same output_dir resumes from its latest checkpoint.
     """
     from aloe_core.config import load_config
-    from aloe_train.config import SFTConfig
-    from aloe_train.sft import run_sft
+    from aloe_train.sft.config import SFTConfig
+    from aloe_train.sft.recipe import run_sft
 
     loaded = load_config(SFTConfig, config)
     if output_dir is not None:
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     """Standalone entry point; like the `aloe` command, a user error prints one line and exits 2."""
     from aloe_core.cli import run_standalone
 
-    run_standalone(sft_command, "aloe_train.sft_cli", argv)
+    run_standalone(sft_command, "aloe_train.sft.cli", argv)
 
 
 if __name__ == "__main__":

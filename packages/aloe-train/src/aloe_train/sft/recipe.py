@@ -1,6 +1,6 @@
 """The SFT recipe: Ray Data packed rows -> the shared Ray Train + FSDP2 loop -> checkpoints -> HF export.
 
-:func:`run_sft` prepares the data on the driver (:mod:`aloe_train.data`) and hands it to
+:func:`run_sft` prepares the data on the driver (:mod:`aloe_train.sft.data`) and hands it to
 :func:`aloe_train.loop.launch`, whose workers run the loop every recipe shares. What is SFT-specific is
 here: :func:`sft_loss_sum` (cross-entropy summed over trained tokens; the loop divides by the trained
 tokens of the whole global batch), how packed rows become tensors, and the model card.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 import torch
@@ -24,9 +24,9 @@ import yaml
 
 from aloe_core.ray_session import ensure_ray
 from aloe_train.checkpoint import model_card
-from aloe_train.config import SFTConfig
-from aloe_train.data import IGNORE_INDEX, collate, padding_rows, prepare_sft_data
 from aloe_train.loop import Session, launch, logged_records, materialize_if_no_cpu_left, write_run_files
+from aloe_train.sft.config import SFTConfig
+from aloe_train.sft.data import IGNORE_INDEX, collate, padding_rows, prepare_sft_data
 
 logger = logging.getLogger("aloe.train")
 
@@ -51,26 +51,26 @@ def sft_loss_sum(model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
 class SFTRecipe:
     """SFT for the shared loop: packed rows, loss weighted by trained tokens."""
 
-    name = "sft"
-    config_class = SFTConfig
-    stat_names: tuple[str, ...] = ()
-    weight_name = "trained_tokens"
+    name: ClassVar[str] = "sft"
+    config_class: ClassVar[type[SFTConfig]] = SFTConfig
+    stat_names: ClassVar[tuple[str, ...]] = ()
+    weight_name: ClassVar[str] = "trained_tokens"
 
-    def collate(self, table: pa.Table, pad_id: int, config: SFTConfig) -> dict[str, Any]:
+    def __init__(self, config: SFTConfig) -> None:
+        self.config = config
+
+    def collate(self, table: pa.Table, pad_id: int) -> dict[str, Any]:
         batch = collate(table, pad_id)
-        return batch | {"weight": batch["n_trained"], "slots": batch["rows"] * config.data.max_length}
+        return batch | {"weight": batch["n_trained"], "slots": batch["rows"] * self.config.data.max_length}
 
-    def dummy(self, pad_id: int, config: SFTConfig) -> dict[str, Any]:
-        return self.collate(padding_rows(1, pad_id), pad_id, config)
+    def dummy(self, pad_id: int) -> dict[str, Any]:
+        return self.collate(padding_rows(1, pad_id), pad_id)
 
     def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         return sft_loss_sum(model, batch), {}
 
     def card(self, session: Session, eval_loss: float | None) -> str:
         return sft_model_card(session, eval_loss)
-
-
-SFT_RECIPE = SFTRecipe()
 
 
 # ------------------------------------------------------------------------------------------- driver
@@ -89,17 +89,12 @@ def run_sft(config: SFTConfig) -> dict[str, Any]:
     out = Path(config.output_dir)
     (out / "data_stats.json").write_text(json.dumps(data.stats, indent=2))
     logger.info("data: %s", json.dumps({k: data.stats[k] for k in ("rows", "train_packing", "plan")}))
-    stats = data.stats | {
-        "eval_rows": data.eval_rows,
-        "padding_efficiency": data.stats["train_packing"]["padding_efficiency"],
-    }
-    datasets = {"train": data.train} | ({"eval": data.eval} if data.eval is not None else {})
-    return launch(config, "sft", datasets, stats)
+    return launch(config, "sft", data)
 
 
 def sft_model_card(s: Session, eval_loss: float | None) -> str:
     """The exported folder's README: base model, data run, config, results."""
-    stats, config = s.stats, s.config
+    stats, config = s.facts.stats, s.config
     train_rows = stats["rows"].get("train", {})
     source = ", ".join(f"{k}: {v}" for k, v in stats["source"].items())
     data = (

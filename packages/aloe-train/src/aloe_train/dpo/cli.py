@@ -1,6 +1,6 @@
 """`aloe train dpo CONFIG`: the command function, for mounting on the ``train`` typer app.
 
-``python -m aloe_train.dpo_cli CONFIG`` runs it standalone (used by tests that train from another
+``python -m aloe_train.dpo.cli CONFIG`` runs it standalone (used by tests that train from another
 virtualenv than the one they serve from).
 """
 
@@ -26,8 +26,8 @@ def dpo_command(
     same output_dir skips finished stages and resumes the interrupted one from its latest checkpoint.
     """
     from aloe_core.config import load_config
-    from aloe_train.dpo import run_dpo
-    from aloe_train.dpo_config import DPOConfig
+    from aloe_train.dpo.config import DPOConfig
+    from aloe_train.dpo.recipe import run_dpo
 
     loaded = load_config(DPOConfig, config)
     if output_dir is not None:
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     """Standalone entry point; like the `aloe` command, a user error prints one line and exits 2."""
     from aloe_core.cli import run_standalone
 
-    run_standalone(dpo_command, "aloe_train.dpo_cli", argv)
+    run_standalone(dpo_command, "aloe_train.dpo.cli", argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""What the SFT and DPO recipes share: tokenizer handling and the prepared-data stream."""
