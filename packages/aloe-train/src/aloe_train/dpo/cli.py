@@ -11,28 +11,25 @@ from typing import Annotated
 
 import typer
 
+from aloe_train.shared.command import OutOption, SetOption, load_command_config
+
 
 def dpo_command(
     config: Annotated[
         Path, typer.Argument(help="DPO config YAML with one or more stages (see configs/train/).")
     ],
-    output_dir: Annotated[
-        Path | None, typer.Option("--output-dir", "-o", help="Override the config's output_dir.")
-    ] = None,
+    out: OutOption = None,
+    overrides: SetOption = None,
 ) -> None:
     """Preference optimisation (DPO / cDPO / IPO) in stages on Ray Train + FSDP2.
 
     Each stage starts from the previous stage's model, which is also its reference. Re-running with the
     same output_dir skips finished stages and resumes the interrupted one from its latest checkpoint.
     """
-    from aloe_core.config import load_config
     from aloe_train.dpo.config import DPOConfig
     from aloe_train.dpo.recipe import run_dpo
 
-    loaded = load_config(DPOConfig, config)
-    if output_dir is not None:
-        loaded = loaded.model_copy(update={"output_dir": str(output_dir)})
-    summary = run_dpo(loaded)
+    summary = run_dpo(load_command_config(DPOConfig, config, overrides, out))
     for stage in summary["stages"]:
         typer.echo(
             f"{stage['stage']}: {stage['steps']} steps, loss {stage['first_loss']:.4f} -> "

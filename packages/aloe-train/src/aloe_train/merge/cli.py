@@ -11,12 +11,13 @@ from typing import Annotated
 
 import typer
 
+from aloe_train.shared.command import OutOption, SetOption
+
 
 def merge_command(
     config: Annotated[Path, typer.Argument(help="mergekit-style merge YAML (see configs/merge/).")],
-    output_dir: Annotated[
-        Path | None, typer.Option("--output-dir", "-o", help="Output folder (overrides output_dir).")
-    ] = None,
+    out: OutOption = None,
+    overrides: SetOption = None,
     random_seed: Annotated[
         int | None,
         typer.Option("--random-seed", min=0, help="DARE mask seed (overrides random_seed; default 0)."),
@@ -30,10 +31,10 @@ def merge_command(
     """
     from aloe_train.merge import load_merge_config, run_merge
 
-    loaded = load_merge_config(config)
+    loaded = load_merge_config(config, overrides or [])
     if random_seed is not None:
         loaded = loaded.model_copy(update={"random_seed": random_seed})
-    summary = run_merge(loaded, output_dir, config_text=config.read_text(encoding="utf-8"), overwrite=force)
+    summary = run_merge(loaded, out, config_text=config.read_text(encoding="utf-8"), overwrite=force)
     typer.echo(
         f"merge ({loaded.merge_method}): {summary['tensors']} tensors, {summary['parameters']:,} parameters, "
         f"{len(summary['shards'])} shard(s) in {summary['seconds']:.1f} s, "

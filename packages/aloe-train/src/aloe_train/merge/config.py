@@ -26,6 +26,7 @@ Not implemented, and refused with a message saying so: ``slices``/``modules`` (l
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,13 +158,13 @@ class MergeConfig(StrictModel):
         return self
 
 
-def load_merge_config(path: str | Path) -> MergeConfig:
-    """Read and fully check a merge YAML.
+def load_merge_config(path: str | Path, overrides: Sequence[str] = ()) -> MergeConfig:
+    """Read and fully check a merge YAML, with ``key.sub=value`` ``overrides`` applied first.
 
     Raises:
         ConfigError: missing file, bad YAML, unknown keys, or a rule of :meth:`MergeConfig.check`.
     """
-    return load_config(MergeConfig, path).check(str(path))
+    return load_config(MergeConfig, path, overrides).check(str(path))
 
 
 def _problems(cfg: MergeConfig) -> list[str]:

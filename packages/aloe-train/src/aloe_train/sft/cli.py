@@ -11,25 +11,22 @@ from typing import Annotated
 
 import typer
 
+from aloe_train.shared.command import OutOption, SetOption, load_command_config
+
 
 def sft_command(
     config: Annotated[Path, typer.Argument(help="SFT config YAML (see configs/train/).")],
-    output_dir: Annotated[
-        Path | None, typer.Option("--output-dir", "-o", help="Override the config's output_dir.")
-    ] = None,
+    out: OutOption = None,
+    overrides: SetOption = None,
 ) -> None:
     """Supervised fine-tuning on Ray Train + FSDP2 (local Ray, or the cluster at RAY_ADDRESS).
 
     Re-running with the same output_dir resumes from its latest checkpoint.
     """
-    from aloe_core.config import load_config
     from aloe_train.sft.config import SFTConfig
     from aloe_train.sft.recipe import run_sft
 
-    loaded = load_config(SFTConfig, config)
-    if output_dir is not None:
-        loaded = loaded.model_copy(update={"output_dir": str(output_dir)})
-    summary = run_sft(loaded)
+    summary = run_sft(load_command_config(SFTConfig, config, overrides, out))
     typer.echo(
         f"sft: {summary['steps']} steps, loss {summary['first_loss']:.4f} -> {summary['final_loss']:.4f}"
         + (f", eval loss {summary['eval_loss']:.4f}" if summary["eval_loss"] is not None else "")
