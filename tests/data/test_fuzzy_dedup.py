@@ -25,7 +25,7 @@ from aloe_core.schemas import PREFERENCE_SCHEMA, SFT_SCHEMA, dumps_meta, loads_m
 from aloe_core.text import jaccard, matching_text, word_ngrams
 from aloe_data.cli import app as data_app
 from aloe_data.dedup import MinHashConfig, UnionFind, choose_kept, fuzzy_dedup, matching_texts
-from aloe_data.dedup.broadcast import IdIndex
+from aloe_data.pipeline.broadcast import IdIndex
 from aloe_data.dedup.clusters import union_verified_buckets
 from aloe_data.dedup.exchange import group_by_key
 from aloe_data.dedup.rows import answer_lengths, quality_scores
