@@ -16,14 +16,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import pyarrow as pa
-import ray.data
 from pydantic import Field
 
 from aloe_core.config import StrictModel
 from aloe_core.shards import Kind
+
+if TYPE_CHECKING:  # Ray Data takes seconds to import; config classes and `aloe data --help` need none
+    import pyarrow as pa
+    import ray.data
 
 
 class StageConfig(StrictModel):
