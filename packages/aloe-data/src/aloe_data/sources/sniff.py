@@ -2,10 +2,11 @@
 and sources in a YAML config without ``format``.
 
 The first :data:`SNIFF_ROWS` decodable rows of the source's first files are compared with each layout's
-top-level keys (:data:`~aloe_data.sources.layouts.LAYOUT_KEYS`). Exactly one layout must fit: none is an
-error naming the keys seen, more than one (rows that fit two layouts, or rows of different layouts) an
-error naming the candidates, each asking for an explicit ``format``. Rows fitting no layout are skipped
-here (the reader quarantines them as ``malformed`` later), so a few broken rows do not block the guess.
+top-level keys (:data:`~aloe_data.sources.layouts.LAYOUT_KEYS`). One layout must fit clearly: none is an
+error naming the keys seen; several fitted by similar numbers of rows (rows that fit two layouts, or
+files of different layouts) an error naming the candidates; both ask for an explicit ``format``. Rows
+fitting no layout, or a layout that only a few rows fit (:data:`MINORITY`), are taken for broken rows
+(the reader quarantines them as ``malformed`` later), so a few of them do not block the guess.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from aloe_data.sources.paths import resolve_entry
 logger = logging.getLogger("aloe.data")
 
 SNIFF_ROWS = 20
+# A layout fitted by at most 1/MINORITY as many rows as the main one is taken for broken rows of the main
+# layout (e.g. an MCQA item missing its options looks like an open question); closer counts are ambiguous.
+MINORITY = 4
 
 
 def first_rows(source: SourceConfig, index: int = 0, limit: int = SNIFF_ROWS) -> Iterator[dict[str, Any]]:
@@ -62,7 +66,7 @@ def sniff_format(source: SourceConfig, index: int = 0) -> str:
     rows = 0
     for row in first_rows(source, index):
         rows += 1
-        seen_keys.update(row)
+        seen_keys.update(list(row))
         votes.update(layouts_matching(frozenset(row)))
     where = f"source {source.name!r} ({', '.join(source.paths)})"
     if not votes:
@@ -71,12 +75,15 @@ def sniff_format(source: SourceConfig, index: int = 0) -> str:
             f"{where}: unknown layout: the first {rows} rows have keys [{keys}], which fit none of "
             f"{_expected()}; set the format (--format)"
         )
-    if len(votes) > 1:
-        candidates = ", ".join(f"{name} ({n} of {rows} rows)" for name, n in votes.most_common())
+    ranked = votes.most_common()
+    candidates = ", ".join(f"{name} ({n} of {rows} rows)" for name, n in ranked)
+    if len(ranked) > 1 and ranked[1][1] * MINORITY > ranked[0][1]:
         raise InputError(
             f"{where}: ambiguous layout: the first rows fit {candidates}; set the format (--format)"
         )
-    return next(iter(votes))
+    if len(ranked) > 1:
+        logger.warning("source %r: rows fit %s; reading it as %s", source.name, candidates, ranked[0][0])
+    return ranked[0][0]
 
 
 def resolve_formats(sources: list[SourceConfig]) -> list[SourceConfig]:
