@@ -131,6 +131,10 @@ def test_clean_counts_the_pii_it_masks_in_the_manifest(ray_session, tmp_path):
     kept = [r for f in sorted((tmp_path / "out").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
     assert "_counters" not in kept[0]
     assert sum("<EMAIL>" in r["messages"][0]["content"] for r in kept) == 3
+    # The command prints them beside the drop reasons.
+    result = CliRunner().invoke(data_app, ["clean", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output
+    assert "counters: pii_masked.email=6, pii_masked.phone=6, pii_masked.url=6;" in result.output
 
 
 def test_ingest_runs_through_the_runner_with_a_sniffed_format(ray_session, tmp_path):
