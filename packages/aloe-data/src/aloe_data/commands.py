@@ -86,8 +86,12 @@ class OptionSpec:
         decls = self.decls
         if self.kind == "flag":
             decls = tuple(f"{d}/--no-{d[2:]}" if d.startswith("--") else d for d in decls)
+        long_default = isinstance(default, str) and len(default) > 60  # a prompt template: not in --help
         option = typer.Option(
-            *decls, help=help_text, metavar="YAML" if self.kind == "yaml" else None, show_default=True
+            *decls,
+            help=help_text,
+            metavar="YAML" if self.kind == "yaml" else None,
+            show_default=not long_default,
         )
         return inspect.Parameter(
             self.param_name, _KW, annotation=Annotated[self.annotation, option], default=default
