@@ -47,7 +47,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="aloe-decont-"))
     try:
         write_sample(work / "sample", rows=args.rows, seed=0)
-        raw = sample_pipeline(work / "sample", stages=[]) | {"report": False, "num_cpus": args.num_cpus}
+        raw = sample_pipeline(work / "sample", stages=[]) | {"report": False, "ray_cpus": args.num_cpus}
         run_pipeline(validate_config(PipelineConfig, raw), work / "run")
         ingested = work / "run" / "01-ingest"
         benchmarks = [str(SHARED)] if SHARED.is_dir() else [str(work / "sample" / "benchmarks")]
@@ -75,7 +75,7 @@ def main() -> None:
 
         started = time.perf_counter()
         stage = DecontaminateStage(DecontaminateConfig(benchmarks=benchmarks))
-        entry = run_stage_on_files(stage, ingested, work / "out", num_cpus=args.num_cpus)
+        entry = run_stage_on_files(stage, ingested, work / "out", ray_cpus=args.num_cpus)
         seconds = time.perf_counter() - started
         print(
             f"stage on Ray: {entry['rows_in']} rows in {seconds:.1f}s = {entry['rows_in'] / seconds:.0f} "

@@ -25,7 +25,7 @@ def run_once(sample_dir: Path, out_dir: Path, num_cpus: int) -> None:
     from aloe_data.pipeline.runner import run_pipeline
     from aloe_fixtures.demo import sample_pipeline
 
-    raw = sample_pipeline(sample_dir, "sft") | {"num_cpus": num_cpus, "output": {"shard_rows": 50_000}}
+    raw = sample_pipeline(sample_dir, "sft") | {"ray_cpus": num_cpus, "output": {"shard_rows": 50_000}}
     manifest = run_pipeline(validate_config(PipelineConfig, raw), out_dir)
     stages = list(manifest.stages.values())
     print(

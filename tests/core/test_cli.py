@@ -85,6 +85,6 @@ def test_missing_config_and_missing_input_are_one_line(tmp_path):
     line = one_line_error(aloe("data", "run", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "o")))
     assert line == f"aloe: error: {tmp_path / 'nope.yaml'}: config file not found"
     line = one_line_error(
-        aloe("data", "clean", "--input", str(tmp_path / "missing"), "--output", str(tmp_path / "o"))
+        aloe("data", "clean", "--input", str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
     )
     assert line == f"aloe: error: {tmp_path / 'missing'}: no such file or folder"

@@ -172,7 +172,7 @@ def stage_run(ray_session, tiny_model_dir, tmp_path_factory):
     for part in range(2):  # two files, two blocks: both actors get work
         pq.write_table(table.slice(7 * part, 7), tmp_path / "in" / f"part-{part}.parquet")
     # Two actors of half a CPU each: the other CPU of the 2-CPU test cluster reads and writes rows.
-    config = cot_config(tiny_model_dir, concurrency=2, num_cpus=0.5, chunk_dir=str(tmp_path / "chunks"))
+    config = cot_config(tiny_model_dir, concurrency=2, cpus_per_actor=0.5, chunk_dir=str(tmp_path / "chunks"))
     started = time.perf_counter()
     entry = run_stage_on_files(CotStage(config), tmp_path / "in", tmp_path / "out")
     print(f"cot stage, 14 rows, 2 hf actors: {time.perf_counter() - started:.1f}s")
@@ -315,7 +315,7 @@ def test_chunk_key_ignores_resources_but_not_generation(tiny_model_dir):
 def test_actor_pool_must_leave_a_cpu_for_reading_and_writing(ray_session, tiny_model_dir, tmp_path):
     pq.write_table(to_table(rows_for_test()[:1], "sft"), tmp_path / "in.parquet")
     stage = CotStage(cot_config(tiny_model_dir, concurrency=2))
-    with pytest.raises(ConfigError, match=r"concurrency 2 x num_cpus 1 takes all 2 CPUs"):
+    with pytest.raises(ConfigError, match=r"concurrency 2 x cpus_per_actor 1 takes all 2 CPUs"):
         run_stage_on_files(stage, tmp_path / "in.parquet", tmp_path / "out")
 
 

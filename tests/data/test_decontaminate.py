@@ -537,7 +537,7 @@ def ingest(out: Path, sources: list[dict]) -> Path:
 
 
 def test_sample_corpus_planted_leaks_are_exactly_dropped(ray_session, tmp_path):
-    from aloe_core import corpus
+    from aloe_fixtures import corpus
     from aloe_fixtures.demo import SAMPLE_SFT_SOURCES, sample_pipeline
 
     corpus.write_sample(tmp_path / "sample", rows=1500, seed=6)  # a seed whose leaks show all 4 variants

@@ -25,10 +25,10 @@ from aloe_core.schemas import PREFERENCE_SCHEMA, SFT_SCHEMA, dumps_meta, loads_m
 from aloe_core.text import jaccard, matching_text, word_ngrams
 from aloe_data.cli import app as data_app
 from aloe_data.dedup import MinHashConfig, UnionFind, choose_kept, fuzzy_dedup, matching_texts
-from aloe_data.dedup.broadcast import IdIndex
 from aloe_data.dedup.clusters import union_verified_buckets
 from aloe_data.dedup.exchange import group_by_key
 from aloe_data.dedup.rows import answer_lengths, quality_scores
+from aloe_data.pipeline.broadcast import IdIndex
 from aloe_data.pipeline.config import PipelineConfig
 from aloe_data.pipeline.stage import StageContext
 from aloe_data.sources import read_sources
@@ -418,7 +418,7 @@ def test_row_helpers_match_per_row_definitions() -> None:
 
 def _stage_output(rows: list[dict], config: FuzzyDedupConfig | None = None) -> pa.Table:
     stage = FuzzyDedupStage(config or FuzzyDedupConfig())
-    context = StageContext("sft", Path("unused"), "04-fuzzy-dedup", num_cpus=2)
+    context = StageContext("sft", Path("unused"), "04-fuzzy-dedup", cluster_cpus=2)
     return _to_table(stage.apply(_dataset(rows), context))
 
 
@@ -501,7 +501,7 @@ def test_stage_rejects_text_that_is_not_utf8(preserve_order) -> None:
     )
     with pytest.raises(InputError, match=r"row 'r1': column 'messages' holds bytes that are not valid UTF-8"):
         FuzzyDedupStage(FuzzyDedupConfig()).apply(
-            ray.data.from_arrow(bad), StageContext("sft", Path("unused"), "x", num_cpus=2)
+            ray.data.from_arrow(bad), StageContext("sft", Path("unused"), "x", cluster_cpus=2)
         )
 
 
@@ -519,7 +519,7 @@ def test_dedup_command_writes_identical_shards_on_rerun(preserve_order, planted,
             "dedup",
             "--input",
             str(tmp_path / "in"),
-            "--output",
+            "--out",
             str(tmp_path / out),
             "--shard-rows",
             "50",
@@ -593,7 +593,7 @@ def test_recall_and_precision_on_the_corpus_ground_truth(preserve_order, tmp_pat
             for r in table.select(["id", "source", "meta"]).to_pylist()
         }
         out = FuzzyDedupStage(FuzzyDedupConfig()).apply(
-            ray.data.from_arrow(table), StageContext(kind, tmp_path, "x", num_cpus=2)
+            ray.data.from_arrow(table), StageContext(kind, tmp_path, "x", cluster_cpus=2)
         )
         out = _to_table(out)
         marked = out.filter(pc.is_valid(out["drop_reason"]))
@@ -638,7 +638,7 @@ def test_medmcqa_files_dedup_cleanly(preserve_order, shared_mcqa) -> None:
     table = table.drop_columns(["drop_reason", "drop_detail"])
     out = _to_table(
         FuzzyDedupStage(FuzzyDedupConfig()).apply(
-            ray.data.from_arrow(table), StageContext("sft", Path("unused"), "x", num_cpus=2)
+            ray.data.from_arrow(table), StageContext("sft", Path("unused"), "x", cluster_cpus=2)
         )
     )
     marked = out.filter(pc.is_valid(out["drop_reason"]))

@@ -713,7 +713,7 @@ def test_real_benchmarks_ingest_completely(ray_session, shared_mcqa):
 
 
 def test_sample_corpus_malformed_rows_are_exactly_quarantined(ray_session, tmp_path):
-    from aloe_core import corpus
+    from aloe_fixtures import corpus
     from aloe_fixtures.demo import SAMPLE_PREFERENCE_SOURCES, SAMPLE_SFT_SOURCES
 
     # 3,000 rows plant 30 malformed rows: every variant (truncated line, missing field, wrong type,

@@ -107,7 +107,7 @@ def test_exact_dedup_keeps_longest_answer_and_records_duplicate_of(ray_session, 
     ]
     # Rows 0 and 3 differ only in punctuation: exact duplicates of each other; row 1 differs in its answer.
     src = write_rows(tmp_path / "in", rows)
-    entry = run_stage_on_files(ExactDedupStage(ExactDedupConfig()), src, tmp_path / "out", num_cpus=2)
+    entry = run_stage_on_files(ExactDedupStage(ExactDedupConfig()), src, tmp_path / "out", ray_cpus=2)
     assert entry["dropped"] == {"exact_duplicate": 1}
     # Equal answer lengths: the smaller id is kept; the output keeps the input order.
     kept_n, dropped_n = (0, 3) if rows[0]["id"] < rows[3]["id"] else (3, 0)

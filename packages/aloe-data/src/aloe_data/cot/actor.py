@@ -23,11 +23,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from aloe_core.schemas import dumps_meta, loads_meta
 from aloe_data.cot.chunks import ChunkStore
 from aloe_data.cot.config import CotConfig
 from aloe_data.cot.generate import CotGenerator
 from aloe_data.pipeline.annotations import with_annotations
+from aloe_data.pipeline.columns import set_column, update_meta
 from aloe_data.templates import PromptTemplate
 from aloe_infer.engine import Engine, load_engine
 
@@ -61,7 +61,7 @@ class CotActor:
             if self.config.num_gpus == 0 and config.type == "hf":
                 import torch
 
-                torch.set_num_threads(max(1, int(self.config.num_cpus)))
+                torch.set_num_threads(max(1, int(self.config.cpus_per_actor)))
             self._engine = load_engine(config)
         return self._engine
 
@@ -93,7 +93,7 @@ def annotate(
 ) -> pa.Table:
     """``table`` with each row's result applied (messages, meta, drop reason and detail)."""
     messages = [row["messages"] for row in rows]
-    metas = [row["meta"] for row in rows]
+    metas: list[dict[str, Any] | None] = [None] * len(rows)
     reasons: list[str | None] = [None] * len(rows)
     details: list[str | None] = [None] * len(rows)
     for i, row in enumerate(rows):
@@ -104,19 +104,14 @@ def annotate(
                 reasons[i], details[i] = NOT_APPLICABLE, "no MCQA item to verify a chain of thought against"
             continue
         result = results[row["id"]]
-        meta = loads_meta(row["meta"])
-        meta[META_KEY] = _meta(result, config, prompt_id)
-        metas[i] = dumps_meta(meta)
+        metas[i] = _meta(result, config, prompt_id)
         if result["status"] == "verified":
             messages[i] = _with_answer(row["messages"], result["text"])
         elif result["status"] == "error":
             reasons[i], details[i] = ERROR, result["error"]
         else:
             reasons[i], details[i] = UNVERIFIED, _attempts_detail(result["attempts"])
-    for name, values in (("messages", messages), ("meta", metas)):
-        index = table.column_names.index(name)
-        field = table.schema.field(name)
-        table = table.set_column(index, field, pa.array(values, field.type))
+    table = update_meta(set_column(table, "messages", messages), META_KEY, metas)
     return with_annotations(table, reasons, details)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from aloe_core.config import StrictModel, config_hash
 from aloe_data.pipeline.stage import StageConfig
@@ -20,12 +20,12 @@ _RESOURCE_FIELDS = ("env", "gpu_memory_utilization", "max_batch_size", "max_batc
 class CotSampling(StrictModel):
     """Sampling for the reasoning. Seeds are per row and attempt (derived from ``seed`` and the row id)."""
 
-    max_tokens: int = Field(1024, ge=1)
-    temperature: float = Field(0.7, ge=0)
-    top_p: float = Field(0.95, gt=0, le=1)
-    top_k: int = Field(0, ge=0)
-    stop: tuple[str, ...] = ()
-    ignore_eos: bool = False  # benchmarks only: always generate max_tokens
+    max_tokens: int = Field(1024, ge=1, description="Longest reasoning in tokens.")
+    temperature: float = Field(0.7, ge=0, description="Sampling temperature (> 0 when retrying).")
+    top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling mass.")
+    top_k: int = Field(0, ge=0, description="Top-k sampling (0: off).")
+    stop: tuple[str, ...] = Field((), description="Strings that end generation.")
+    ignore_eos: bool = Field(False, description="Benchmarks only: always generate max_tokens.")
 
     def params(self, seed: int) -> SamplingParams:
         return SamplingParams(**self.model_dump(), seed=seed)
@@ -35,21 +35,37 @@ class CotConfig(StageConfig):
     """See :mod:`aloe_data.stages.cot` for what the stage does with these."""
 
     type: Literal["cot"] = "cot"
-    engine: EngineConfig
-    sampling: CotSampling = CotSampling()
-    prompt: str = "cot-default"  # template id (family `cot`) of the teacher prompt
-    template_files: list[str] = Field(default_factory=list)  # extra template files for `prompt`
-    answer_prefix: str = Field("Answer:", min_length=1)  # the fixed final answer line starts with it
-    max_retries: int = Field(2, ge=0)  # new-seed attempts for rows that fail verification
-    seed: int = Field(0, ge=0)
-    force_answer: bool = True  # ask for the answer letter when the reasoning ends without one
-    min_words: int = Field(20, ge=0)  # reasoning shorter than this fails (outcome too_short)
-    non_mcqa: Literal["keep", "drop"] = "keep"  # rows without an MCQA item: pass through or drop
-    batch_size: int = Field(64, ge=1)  # rows per actor call (and per chunk file)
-    concurrency: int | tuple[int, int] = 1  # generation actors: a number, or [min, max] to autoscale
-    num_gpus: float = Field(0, ge=0)  # per actor; >= engine.tensor_parallel_size on GPU
-    num_cpus: float = Field(1, gt=0)  # per actor
-    chunk_dir: str | None = None  # default: <run>/_cot_chunks/<stage dir>/ (shared storage on clusters)
+    engine: EngineConfig = Field(description="The teacher: engine type, model folder, dtype, parallelism.")
+    sampling: CotSampling = Field(CotSampling(), description="How the reasoning is sampled.")
+    prompt: str = Field("cot-default", description="Template id of the teacher prompt (family cot).")
+    template_files: list[str] = Field(default_factory=list, description="Extra template files for prompt.")
+    answer_prefix: str = Field(
+        "Answer:", min_length=1, description="The fixed final answer line starts with this."
+    )
+    max_retries: int = Field(2, ge=0, description="New-seed attempts for rows that fail verification.")
+    seed: int = Field(0, ge=0, description="Base of the per-row seeds.")
+    force_answer: bool = Field(
+        True, description="Ask for the answer letter when the reasoning ends without one."
+    )
+    min_words: int = Field(20, ge=0, description="Reasoning shorter than this fails (outcome too_short).")
+    non_mcqa: Literal["keep", "drop"] = Field(
+        "keep", description="Rows without an MCQA item: pass through (keep) or drop."
+    )
+    batch_size: int = Field(64, ge=1, description="Rows per actor call (and per checkpoint chunk).")
+    concurrency: int | tuple[int, int] = Field(
+        1, description="Generation actors (one engine each): a number, or [min, max] to autoscale."
+    )
+    num_gpus: float = Field(
+        0, ge=0, description="GPUs per actor (0 = CPU; >= engine.tensor_parallel_size on GPU)."
+    )
+    cpus_per_actor: float = Field(
+        1, gt=0, validation_alias=AliasChoices("cpus_per_actor", "num_cpus"), description="CPUs per actor."
+    )
+    chunk_dir: str | None = Field(
+        None,
+        description="Checkpoint folder (default: <run>/_cot_chunks/<stage dir>/); shared storage on "
+        "clusters.",
+    )
 
     @field_validator("concurrency")
     @classmethod

@@ -54,7 +54,6 @@ import ray.data
 
 from aloe_core.errors import AloeError, InputError
 from aloe_core.text import jaccard
-from aloe_data.dedup.broadcast import IdIndex, worker_get
 from aloe_data.dedup.clusters import UnionFind, choose_kept, union_verified_buckets
 from aloe_data.dedup.config import MinHashConfig
 from aloe_data.dedup.exchange import group_by_key
@@ -62,6 +61,7 @@ from aloe_data.dedup.lsh import band_keys, bucket_star_edges, empty_edges
 from aloe_data.dedup.minhash import EMPTY, estimated_jaccard, signatures
 from aloe_data.dedup.rows import TextFn, answer_lengths, check_utf8, matching_texts, quality_scores
 from aloe_data.dedup.shingles import shingle_set
+from aloe_data.pipeline.broadcast import IdIndex, index_by_id, worker_get
 
 DROP_REASON = "near_duplicate"
 _MAX_DEFAULT_PARTITIONS = 200  # Ray Data's default_hash_shuffle_parallelism
@@ -364,21 +364,17 @@ def _candidate_rows(
     return pa.table(columns)
 
 
-def _dropped_index(dropped: pa.Table) -> tuple[IdIndex, pa.Table]:
-    return IdIndex(dropped["id"]), dropped
-
-
 def _kept_rows(batch: pa.Table, *, dropped: ray.ObjectRef) -> pa.Table:
     if batch.num_rows == 0:
         return batch
-    index, _ = worker_get(dropped, _dropped_index)
+    index, _ = worker_get(dropped, index_by_id)
     return batch.filter(pa.array(index.positions(batch["id"]) < 0))
 
 
 def _dropped_rows(batch: pa.Table, *, dropped: ray.ObjectRef) -> pa.Table:
     if batch.num_rows == 0:
         return batch
-    index, table = worker_get(dropped, _dropped_index)
+    index, table = worker_get(dropped, index_by_id)
     position = index.positions(batch["id"])
     hit = position >= 0
     rows = batch.filter(pa.array(hit))

@@ -11,7 +11,6 @@ import functools
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy.integrate import quad
 
 # xxHash64 primes; the mixing below follows xxHash64's round and avalanche steps (it is not xxHash64 of
 # any byte string: it is only meant to be a fixed, well-mixed, process-independent 64-bit function).
@@ -22,11 +21,15 @@ _P5 = np.uint64(0x27D4EB2F165667C5)
 
 
 def _false_positive_area(threshold: float, bands: int, rows: int) -> float:
+    from scipy.integrate import quad  # scipy takes seconds to import; only the band optimiser needs it
+
     area, _ = quad(lambda s: 1 - (1 - s ** float(rows)) ** float(bands), 0.0, threshold)
     return area
 
 
 def _false_negative_area(threshold: float, bands: int, rows: int) -> float:
+    from scipy.integrate import quad
+
     area, _ = quad(lambda s: 1 - (1 - (1 - s ** float(rows)) ** float(bands)), threshold, 1.0)
     return area
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 
 from aloe_core.config import StrictModel
+from aloe_core.shards import Kind
 from aloe_data.sources import SourceConfig
 from aloe_data.stages import StageConfigUnion
 
@@ -14,18 +13,23 @@ from aloe_data.stages import StageConfigUnion
 class OutputConfig(StrictModel):
     """How stage outputs are cut into Parquet shards."""
 
-    shard_rows: int = Field(100_000, gt=0)  # rows per part file at most
-    shard_bytes: int | None = Field(None, gt=0)  # and about this many bytes, if set
+    shard_rows: int = Field(100_000, gt=0, description="Rows per output Parquet file at most.")
+    shard_bytes: int | None = Field(None, gt=0, description="And about this many bytes per file, if set.")
 
 
 class PipelineConfig(StrictModel):
     """``aloe data run CONFIG --out DIR``: sources -> 01-ingest -> stages in order -> report."""
 
-    kind: Literal["sft", "preference"] = "sft"
+    kind: Kind = "sft"
     sources: list[SourceConfig] = Field(min_length=1)
     stages: list[StageConfigUnion] = Field(default_factory=list)  # type: ignore[valid-type]
     output: OutputConfig = OutputConfig()
-    num_cpus: int | None = Field(None, gt=0)  # local Ray size when RAY_ADDRESS is not set
+    ray_cpus: int | None = Field(
+        None,
+        gt=0,
+        validation_alias=AliasChoices("ray_cpus", "num_cpus"),
+        description="CPUs of the local Ray started when RAY_ADDRESS is not set (default: all).",
+    )
     report: bool = True
 
     @model_validator(mode="after")

@@ -87,6 +87,7 @@ def build_report(out_dir: Path, manifest: Manifest) -> dict[str, Any]:
             "rows_in": s["rows_in"],
             "rows_out": s["rows_out"],
             "dropped": s["dropped"],
+            "counters": s.get("counters", {}),
             "seconds": s["seconds"],
         }
         for s in stages

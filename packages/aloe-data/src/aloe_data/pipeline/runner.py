@@ -1,7 +1,9 @@
 """Running a pipeline: each stage in order, written atomically, skipped on rerun when unchanged.
 
-Resume rule: stage *i* is skipped when the manifest holds an entry for its directory whose ``key`` equals
-hash(stage *i*'s config, stage *i-1*'s key, aloe-data's version) and its files exist. Changing one stage's
+Every stage, ingest included (:class:`~aloe_data.stages.ingest.IngestStage`, the first), runs the same
+way. Resume rule: stage *i* is skipped when the manifest holds an entry for its directory whose ``key``
+equals hash(stage *i*'s config and fingerprint, stage *i-1*'s key (for ingest: the run's kind),
+aloe-data's version) and its files exist. Changing one stage's
 config therefore reruns that stage and every later one; a run killed mid-way restarts at the first stage
 without a finished entry. A stage writes into ``.<dir>.tmp`` and is renamed into place before its manifest
 entry is recorded.
@@ -23,10 +25,11 @@ from aloe_core.manifest import Manifest
 from aloe_core.ray_session import ensure_ray
 from aloe_data import __version__
 from aloe_data.pipeline.config import OutputConfig, PipelineConfig
-from aloe_data.pipeline.stage import StageContext
+from aloe_data.pipeline.stage import Stage, StageContext
 from aloe_data.pipeline.writer import StageSink, merge_results
-from aloe_data.sources import check_sources, read_sources
+from aloe_data.sources import check_sources
 from aloe_data.stages import build_stage
+from aloe_data.stages.ingest import IngestConfig, IngestStage
 
 logger = logging.getLogger("aloe.data")
 
@@ -56,6 +59,17 @@ def write_stage(ds: ray.data.Dataset, target: Path, kind: str, output: OutputCon
     return merge_results(sink.results)
 
 
+def pipeline_stages(config: PipelineConfig) -> list[Stage]:
+    """The run's stages in order: ingest of the sources, then the configured stages."""
+    return [IngestStage(IngestConfig(sources=config.sources)), *(build_stage(s) for s in config.stages)]
+
+
+def stage_key(stage: Stage, upstream: str) -> str:
+    """The resume key of ``stage`` after a stage keyed ``upstream`` (see the module docstring)."""
+    stage_inputs = {"stage": stage.config.model_dump(mode="json"), "inputs": stage.fingerprint()}
+    return config_hash({**stage_inputs, "upstream": upstream, "v": __version__})
+
+
 def run_pipeline(
     config: PipelineConfig,
     out_dir: Path,
@@ -67,51 +81,39 @@ def run_pipeline(
 
     ``after_stage(stage_dir, entry)`` is called after each stage's entry is recorded (progress display).
     """
-    check_sources(config.sources, config.kind)
+    stages = pipeline_stages(config)  # guesses missing source formats, loads templates...
+    check_sources(stages[0].config.sources, config.kind)  # every path and format, before any work
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    resources = ensure_ray(config.num_cpus)
+    resources = ensure_ray(config.ray_cpus)
     ray.data.DataContext.get_current().execution_options.preserve_order = True
-    num_cpus = int(resources.get("CPU", 1))
+    cluster_cpus = int(resources.get("CPU", 1))
     manifest = Manifest.load(out_dir)
     manifest.data.update(
         {"kind": config.kind, "config": config.model_dump(mode="json"), "config_source": config_source}
     )
     stage_dirs = config.stage_dirs()
-    key = config_hash(
-        {
-            "kind": config.kind,
-            "sources": [s.model_dump(mode="json") for s in config.sources],
-            "v": __version__,
-        }
-    )
+    key = config_hash({"kind": config.kind, "v": __version__})
     rows_in: int | None = None
     ds: ray.data.Dataset | None = None
-    for index, stage_dir in enumerate(stage_dirs):
-        if index > 0:
-            stage_config = config.stages[index - 1]
-            stage = build_stage(stage_config)
-            stage_inputs = {"stage": stage_config.model_dump(mode="json"), "inputs": stage.fingerprint()}
-            key = config_hash({**stage_inputs, "upstream": key, "v": __version__})
+    for stage, stage_dir in zip(stages, stage_dirs, strict=True):
+        key = stage_key(stage, key)
         entry = manifest.finished(stage_dir, key)
         if entry is not None:
             logger.info("%s: finished earlier, skipped (%d rows)", stage_dir, entry["rows_out"])
         else:
             manifest.forget_from(stage_dir)
             manifest.save()
-            ctx = StageContext(config.kind, out_dir, stage_dir, num_cpus)
+            ctx = StageContext(config.kind, out_dir, stage_dir, cluster_cpus)
             started = time.perf_counter()
-            if index == 0:
-                annotated = read_sources(config.sources, config.kind)
-                stage_config_dump: dict[str, Any] = {
-                    "sources": [s.model_dump(mode="json") for s in config.sources]
-                }
-            else:
-                annotated = stage.apply(ds, ctx)
-                stage_config_dump = stage_config.model_dump(mode="json")
-            result = write_stage(annotated, out_dir / stage_dir, config.kind, config.output)
+            result = write_stage(stage.apply(ds, ctx), out_dir / stage_dir, config.kind, config.output)
             entry = stage_entry(
-                stage_dir, key, rows_in, result, stage_config_dump, time.perf_counter() - started
+                stage_dir,
+                key,
+                None if stage.reads_sources else rows_in,
+                result,
+                stage.config.model_dump(mode="json"),
+                time.perf_counter() - started,
             )
             manifest.record(stage_dir, entry)
             _log_entry(entry)
@@ -128,7 +130,7 @@ def stage_entry(
     stage_dir: str, key: str, rows_in: int | None, result: dict[str, Any], stage_config: dict, seconds: float
 ) -> dict[str, Any]:
     dropped_total = sum(result["dropped"].values())
-    if rows_in is None:  # ingest: every row read is either kept or quarantined
+    if rows_in is None:  # a stage reading sources (ingest): every row read is kept or quarantined
         rows_in = result["rows_out"] + dropped_total
     if rows_in != result["rows_out"] + dropped_total:
         raise InvariantError(
@@ -140,6 +142,7 @@ def stage_entry(
         "rows_in": rows_in,
         "rows_out": result["rows_out"],
         "dropped": result["dropped"],
+        "counters": result.get("counters", {}),
         "files": result["files"],
         "dropped_files": result["dropped_files"],
         "config": stage_config,
@@ -150,15 +153,17 @@ def stage_entry(
 
 
 def _log_entry(entry: dict[str, Any]) -> None:
+    logger.info("%s", describe_entry(entry))
+
+
+def describe_entry(entry: dict[str, Any]) -> str:
+    """One line about a finished stage: rows, drop reasons, counters, files and time."""
     dropped = ", ".join(f"{k}={v}" for k, v in entry["dropped"].items()) or "none"
-    logger.info(
-        "%s: %d in -> %d out, dropped %s, %d files, %.1fs",
-        entry["stage"],
-        entry["rows_in"],
-        entry["rows_out"],
-        dropped,
-        len(entry["files"]),
-        entry["seconds"],
+    counters = ", ".join(f"{k}={v}" for k, v in (entry.get("counters") or {}).items())
+    return (
+        f"{entry['stage']}: {entry['rows_in']} in -> {entry['rows_out']} out; dropped: {dropped}; "
+        + (f"counters: {counters}; " if counters else "")
+        + f"{len(entry['files'])} files; {entry['seconds']:.1f}s"
     )
 
 

@@ -1,4 +1,4 @@
-"""Running one stage on its own (``aloe data clean --input ... --output ...``), like a datatrove block.
+"""Running one stage on its own (``aloe data clean --input ... --out ...``), like a datatrove block.
 
 The input is a pipeline run, a previous stage's or command's output folder, a folder, a file or a glob
 of Parquet record shards (:func:`aloe_core.shards.resolve_inputs`); only top-level ``*.parquet`` files
@@ -29,12 +29,15 @@ def run_stage_on_files(
     input_path: str | Path,
     output: Path,
     output_config: OutputConfig | None = None,
-    num_cpus: int | None = None,
+    ray_cpus: int | None = None,
 ) -> dict[str, Any]:
-    """Apply ``stage`` to the Parquet records at ``input_path`` and write the result into ``output``."""
+    """Apply ``stage`` to the Parquet records at ``input_path`` and write the result into ``output``.
+
+    ``ray_cpus`` sizes the local Ray started when none is running and RAY_ADDRESS is not set.
+    """
     files = resolve_inputs(input_path).files
     kind = detect_kind(files)
-    resources = ensure_ray(num_cpus)
+    resources = ensure_ray(ray_cpus)
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,10 @@ rows it drops with ``drop_reason`` (see :mod:`aloe_data.pipeline.annotations`); 
 result, checks the row invariant and records the manifest entry. Stages never write files themselves, so
 each one is also usable on its own (``aloe data <stage> --input --output``) and in tests.
 
-To add a stage: write a module in ``aloe_data/stages`` with a config class (``type: Literal["name"]``)
-and a :class:`Stage` subclass, and add the class to ``aloe_data.stages.STAGE_CLASSES``.
+To add a stage: write a module in ``aloe_data/stages`` with a config class (``type: Literal["name"]``,
+each field with a ``Field(description=...)``) and a :class:`Stage` subclass, and add the class to
+``aloe_data.stages.STAGE_CLASSES``. Configs can then name it, and ``aloe data <command>`` appears by
+itself, its options generated from the config class (:mod:`aloe_data.commands`).
 """
 
 from __future__ import annotations
@@ -14,29 +16,35 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import pyarrow as pa
-import ray.data
+from pydantic import Field
 
 from aloe_core.config import StrictModel
+from aloe_core.shards import Kind
+
+if TYPE_CHECKING:  # Ray Data takes seconds to import; config classes and `aloe data --help` need none
+    import pyarrow as pa
+    import ray.data
 
 
 class StageConfig(StrictModel):
     """Base of every stage config; subclasses narrow ``type`` to a Literal naming the stage."""
 
     type: str
-    name: str | None = None  # directory name override, for two stages of one type in a run
+    name: str | None = Field(
+        None, description="Stage folder name in a run, for two stages of one type (default: the type)."
+    )
 
 
 @dataclass(frozen=True)
 class StageContext:
     """What a stage may know about the run it is part of."""
 
-    kind: str
+    kind: Kind
     out_dir: Path
     stage_dir: str
-    num_cpus: int
+    cluster_cpus: int  # CPUs of the Ray cluster the stage runs on (local or RAY_ADDRESS)
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -44,6 +52,15 @@ class Stage(ABC):
     """A ``Dataset -> Dataset`` step: annotate rows, never drop them (the writer does)."""
 
     config_class: ClassVar[type[StageConfig]]
+    # The `aloe data` command that runs the stage alone (default: the type, `_` -> `-`).
+    command: ClassVar[str | None] = None
+    # Extra options of that command for nested config fields: option name -> dotted field path, e.g.
+    # {"model": "engine.model"}; the option takes the nested field's type, default and description.
+    cli_shortcuts: ClassVar[dict[str, str]] = {}
+    # Other names of a field's option, e.g. {"benchmarks": ("-b",)}; the field's own name always works.
+    cli_aliases: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # Ingest reads its rows from the run's sources instead of an upstream stage (rows_in = rows read).
+    reads_sources: ClassVar[bool] = False
 
     def __init__(self, config: StageConfig) -> None:
         self.config = config
@@ -51,6 +68,10 @@ class Stage(ABC):
     @classmethod
     def type_name(cls) -> str:
         return cls.config_class.model_fields["type"].default
+
+    @classmethod
+    def command_name(cls) -> str:
+        return cls.command or cls.type_name().replace("_", "-")
 
     def fingerprint(self) -> str:
         """What the stage's output depends on beyond its config (e.g. the bytes of a benchmark file the

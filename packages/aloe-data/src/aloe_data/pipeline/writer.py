@@ -7,8 +7,9 @@ Each Ray write task receives at least ``shard_rows`` rows (Ray buffers blocks fo
   rows (and about ``shard_bytes`` bytes, if set), and
 * dropped rows, with every annotation column, under ``_dropped/``.
 
-It returns the file names, sha256 and row counts, so the runner can check the row invariant and record a
-manifest without reading the files again. Files are written into the stage's temporary directory; the
+It returns the file names, sha256, row counts and the stage's counters (taken off the rows, see
+:mod:`aloe_data.pipeline.counters`), so the runner can check the row invariant and record a manifest
+without reading the files again. Files are written into the stage's temporary directory; the
 runner renames that directory into place only after the whole stage succeeded, so a shard is never seen
 half-written.
 """
@@ -29,6 +30,7 @@ from ray.data.block import BlockAccessor
 
 from aloe_core.schemas import schema_for
 from aloe_data.pipeline.annotations import DROP_REASON, annotated_schema
+from aloe_data.pipeline.counters import pop_counters
 
 DROPPED_DIR = "_dropped"
 # Parquet settings fixed here so the same rows always give the same bytes (resume is checked byte-wise).
@@ -87,10 +89,17 @@ class StageSink(Datasink[dict[str, Any]]):
     def write(self, blocks: Iterable[Any], ctx: Any) -> dict[str, Any]:
         tables = [BlockAccessor.for_block(block).to_arrow() for block in blocks]
         tables = [t for t in tables if t.num_rows]
-        result: dict[str, Any] = {"files": {}, "dropped_files": {}, "rows_out": 0, "dropped": {}}
+        result: dict[str, Any] = {
+            "files": {},
+            "dropped_files": {},
+            "rows_out": 0,
+            "dropped": {},
+            "counters": {},
+        }
         if not tables:
             return result
-        table = pa.concat_tables(tables, promote_options="default")
+        table, counters = pop_counters(pa.concat_tables(tables, promote_options="default"))
+        result["counters"] = dict(counters)
         is_dropped = pc.is_valid(table.column(DROP_REASON))
         kept = table.filter(pc.invert(is_dropped))
         dropped = table.filter(is_dropped)
@@ -116,15 +125,18 @@ def merge_results(results: list[dict[str, Any]]) -> dict[str, Any]:
     files: dict[str, Any] = {}
     dropped_files: dict[str, Any] = {}
     dropped: Counter[str] = Counter()
+    counters: Counter[str] = Counter()
     rows_out = 0
     for result in results:
         files.update(result["files"])
         dropped_files.update(result["dropped_files"])
         dropped.update(result["dropped"])
+        counters.update(result.get("counters", {}))
         rows_out += result["rows_out"]
     return {
         "rows_out": rows_out,
         "dropped": dict(sorted(dropped.items())),
+        "counters": dict(sorted(counters.items())),
         "files": dict(sorted(files.items())),
         "dropped_files": dict(sorted(dropped_files.items())),
     }

@@ -10,7 +10,8 @@
 
 Modules: containers.py (how rows are stored: JSONL, JSON, Parquet, Arrow streams), layouts.py (what a
 row looks like: MedMCQA, MedQA, PubMedQA, prompt_engine, OpenAI chat, ShareGPT, Alpaca, preference
-pairs), paths.py (files, folders, globs, save_to_disk folders), records.py (raw row -> output row),
+pairs), sniff.py (a source's layout guessed from its first rows when no format is given), paths.py
+(files, folders, globs, save_to_disk folders), records.py (raw row -> output row),
 datasource.py (the Ray Data datasource).
 """
 
@@ -18,6 +19,7 @@ from aloe_data.sources.config import FORMAT_FAMILY, Container, Format, SourceCon
 from aloe_data.sources.layouts import LAYOUTS, Parsed, RowError
 from aloe_data.sources.read import SourcePlan, check_sources, read_sources
 from aloe_data.sources.records import MALFORMED, mcqa_answer_text, mcqa_user_text
+from aloe_data.sources.sniff import resolve_formats, sniff_format
 
 __all__ = [
     "FORMAT_FAMILY",
@@ -34,4 +36,6 @@ __all__ = [
     "mcqa_answer_text",
     "mcqa_user_text",
     "read_sources",
+    "resolve_formats",
+    "sniff_format",
 ]

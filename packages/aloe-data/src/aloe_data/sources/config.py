@@ -66,7 +66,8 @@ class SourceConfig(StrictModel):
 
     Attributes:
         name: recorded as every row's ``source``; unique within a run.
-        format: the record layout of the rows (see :mod:`aloe_data.sources.layouts`).
+        format: the record layout of the rows (see :mod:`aloe_data.sources.layouts`); left out, it is
+            guessed from the first rows (:mod:`aloe_data.sources.sniff`), and the run says which it chose.
         path: a file, a folder (read recursively; names starting with ``.`` or ``_`` are skipped), a glob
             (``*``, ``?``, ``[..]``, ``**`` for any depth), or a list of them. Local paths or URIs that
             pyarrow understands (``s3://``...); relative paths are taken from the current directory.
@@ -80,7 +81,7 @@ class SourceConfig(StrictModel):
     """
 
     name: str = Field(min_length=1)
-    format: Format
+    format: Format | None = None
     path: str | list[str]
     container: Container = "auto"
     task: str | None = Field(None, min_length=1)

@@ -470,3 +470,30 @@ LAYOUTS: dict[str, Layout] = {
     "alpaca": alpaca,
     "preference": preference,
 }
+
+
+# What each layout's rows look like at the top level, for guessing a source's layout from its first rows
+# (:mod:`aloe_data.sources.sniff`): one or more (keys every row has, keys no row of the layout has).
+LAYOUT_KEYS: dict[str, tuple[tuple[frozenset[str], frozenset[str]], ...]] = {
+    "prompt_engine_mcqa": ((frozenset({"question", "options", "correct_answer"}), frozenset()),),
+    "prompt_engine_open": ((frozenset({"question", "correct_answer"}), frozenset({"options"})),),
+    "medmcqa": ((frozenset({"question", "opa", "opb", "cop"}), frozenset()),),
+    "medqa": ((frozenset({"question", "options", "answer_idx"}), frozenset()),),
+    "pubmedqa": (
+        (frozenset({"QUESTION", "final_decision"}), frozenset()),
+        (frozenset({"question", "context", "final_decision"}), frozenset()),
+    ),
+    "openai_chat": ((frozenset({"messages"}), frozenset()),),
+    "sharegpt": ((frozenset({"conversations"}), frozenset()),),
+    "alpaca": ((frozenset({"instruction", "output"}), frozenset()),),
+    "preference": ((frozenset({"chosen", "rejected"}), frozenset()),),
+}
+
+
+def layouts_matching(keys: set[str] | frozenset[str]) -> list[str]:
+    """The layouts whose top-level keys a row with ``keys`` has (see :data:`LAYOUT_KEYS`)."""
+    return [
+        name
+        for name, variants in LAYOUT_KEYS.items()
+        if any(required <= keys and not (forbidden & keys) for required, forbidden in variants)
+    ]

@@ -28,6 +28,8 @@ class SourcePlan:
 
 
 def _check_kind(source: SourceConfig, kind: str) -> None:
+    if source.format is None:
+        raise InputError(f"source {source.name!r}: no format; resolve_formats() guesses it first")
     kinds = kinds_for_format(source.format)
     if kind not in kinds:
         raise InputError(

@@ -4,13 +4,16 @@ wanted language, or whose answer only repeats the question.
 Each rule is one config field, and a dropped row's ``drop_reason`` is named after the rule that dropped it
 (``empty_answer``, ``min_answer_chars``, ``max_chars``, ``languages``, ``answer_repeats_question``,
 ``pii``). Rows that were changed but kept record what changed in ``meta["clean"]`` (e.g.
-``{"pii_masked": ["email"]}``) so the report and tests can count them.
+``{"pii_masked": ["email"]}``), and the stage's counters (manifest ``counters``) say how many strings of
+each kind were masked, removed or found (``pii_action: drop``): ``pii_masked.email``,
+``pii_masked.phone``, ``pii_masked.url``.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Literal
@@ -18,9 +21,10 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import Field
 
-from aloe_core.schemas import dumps_meta, loads_meta
 from aloe_core.text import normalize_for_matching
 from aloe_data.pipeline.annotations import annotated_schema
+from aloe_data.pipeline.columns import update_meta
+from aloe_data.pipeline.counters import add_counters
 from aloe_data.pipeline.stage import BatchStage, StageConfig
 from aloe_data.stages.pii import PiiKind, find_pii, scrub_pii
 
@@ -30,52 +34,53 @@ _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 _BLANK_LINES = re.compile(r"\n\s*\n(\s*\n)+")
 
 
+_CANDIDATE_LANGUAGES = (
+    "en", "es", "fr", "de", "it", "pt", "nl", "ru", "zh", "ja", "ko", "ar", "tr", "pl",
+    "sv", "da", "ca", "ro", "cs", "hi", "el", "he", "fa", "id", "vi", "uk", "hu", "fi",
+)  # fmt: skip
+
+# The meta["clean"] key and counter prefix per pii_action (drop: the strings found in dropped rows).
+_PII_DONE = {"mask": "pii_masked", "remove": "pii_removed", "drop": "pii_found"}
+
+
 class CleanConfig(StageConfig):
     type: Literal["clean"] = "clean"
     # NFC keeps "m²" and "µg" as written; NFKC would turn them into "m2" and "μg".
-    unicode_form: Literal["NFC", "NFKC", "none"] = "NFC"
-    normalize_whitespace: bool = True
-    pii_kinds: tuple[PiiKind, ...] = ("email", "url", "phone")
-    pii_action: Literal["mask", "remove", "drop", "keep"] = "mask"
-    drop_empty_answers: bool = True
-    min_answer_chars: int = Field(3, ge=0)  # non-space characters in every assistant answer
-    max_chars: int = Field(20_000, gt=0)  # all text of the row
-    languages: tuple[str, ...] = ("en",)  # ISO 639-1; empty = keep every language
-    # Languages the identifier chooses among (langid.py knows 97). Public medical data comes in these;
-    # with every language allowed, English text dense with drug names is sometimes placed in a rare one.
-    candidate_languages: tuple[str, ...] = (
-        "en",
-        "es",
-        "fr",
-        "de",
-        "it",
-        "pt",
-        "nl",
-        "ru",
-        "zh",
-        "ja",
-        "ko",
-        "ar",
-        "tr",
-        "pl",
-        "sv",
-        "da",
-        "ca",
-        "ro",
-        "cs",
-        "hi",
-        "el",
-        "he",
-        "fa",
-        "id",
-        "vi",
-        "uk",
-        "hu",
-        "fi",
+    unicode_form: Literal["NFC", "NFKC", "none"] = Field(
+        "NFC", description="Unicode normalisation of every text (NFC keeps 'm²' and 'µg' as written)."
     )
-    # A row whose top language is not wanted is dropped below this probability of a wanted one.
-    min_language_confidence: float = Field(0.5, ge=0, le=1)
-    drop_answer_repeats_question: bool = True
+    normalize_whitespace: bool = Field(
+        True, description="Collapse runs of spaces, strip lines, keep at most one blank line."
+    )
+    pii_kinds: tuple[PiiKind, ...] = Field(
+        ("email", "url", "phone"), description="Kinds of personal data to look for: email, url, phone."
+    )
+    pii_action: Literal["mask", "remove", "drop", "keep"] = Field(
+        "mask", description="mask, remove, drop (the row) or keep emails, phone numbers and URLs."
+    )
+    drop_empty_answers: bool = Field(True, description="Drop rows with an empty assistant answer.")
+    min_answer_chars: int = Field(
+        3, ge=0, description="Drop rows with an assistant answer of fewer non-space characters."
+    )
+    max_chars: int = Field(20_000, gt=0, description="Drop rows with more characters in total.")
+    languages: tuple[str, ...] = Field(
+        ("en",), description="ISO 639-1 codes of the languages to keep; empty keeps every language."
+    )
+    # Public medical data comes in these; with every language allowed, English text dense with drug
+    # names is sometimes placed in a rare one.
+    candidate_languages: tuple[str, ...] = Field(
+        _CANDIDATE_LANGUAGES,
+        description="Languages the identifier chooses among (langid.py knows 97).",
+    )
+    min_language_confidence: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Drop a row whose top language is not wanted below this probability of a wanted one.",
+    )
+    drop_answer_repeats_question: bool = Field(
+        True, description="Drop rows whose answer only repeats the question."
+    )
 
 
 def normalize_text(text: str, config: CleanConfig) -> str:
@@ -154,7 +159,7 @@ def language_scores(texts: list[str], languages: tuple[str, ...], candidates: tu
 
 
 class CleanStage(BatchStage):
-    """See module docstring."""
+    """Normalise text, scrub PII, drop empty/short/too-long/non-English/question-repeating rows."""
 
     config_class = CleanConfig
     config: CleanConfig
@@ -176,13 +181,15 @@ class CleanStage(BatchStage):
                 return "answer_repeats_question", "an answer repeats the question"
         return None, None
 
-    def _scrub(self, row: dict[str, Any], kind: str) -> set[str]:
+    def _scrub(self, row: dict[str, Any], kind: str) -> Counter[str]:
+        """Scrub the row in place; how many strings of each PII kind it held."""
         config = self.config
+        hits: Counter[str] = Counter()
         if config.pii_action == "keep" or not config.pii_kinds:
-            return set()
+            return hits
         if config.pii_action == "drop":
-            return set(find_pii(_all_text(row, kind), config.pii_kinds))
-        hits: set[str] = set()
+            found = find_pii(_all_text(row, kind), config.pii_kinds)
+            return Counter({k: len(v) for k, v in found.items()})
 
         def scrub(text: str) -> str:
             text, hit = scrub_pii(text, config.pii_kinds, config.pii_action)  # type: ignore[arg-type]
@@ -196,25 +203,29 @@ class CleanStage(BatchStage):
         rows = table.to_pylist()
         reasons: list[str | None] = []
         details: list[str | None] = []
+        changes: list[dict[str, Any] | None] = []  # what meta["clean"] gets on each row
+        counters: Counter[str] = Counter()
+        done = _PII_DONE.get(self.config.pii_action, "pii_found")
         for row in rows:
-            reason, detail = row.get("drop_reason"), row.get("drop_detail")
+            reason, detail, change = row.get("drop_reason"), row.get("drop_detail"), None
             if reason is None:
                 _map_texts(row, kind, lambda text: normalize_text(text, self.config))
                 hits = self._scrub(row, kind)
+                counters.update({f"{done}.{k}": n for k, n in hits.items()})
                 if hits and self.config.pii_action == "drop":
                     reason, detail = "pii", f"contains {sorted(hits)}"
                 elif hits:
-                    meta = loads_meta(row["meta"])
-                    meta.setdefault("clean", {})["pii_" + self.config.pii_action + "ed"] = sorted(hits)
-                    row["meta"] = dumps_meta(meta)
+                    change = {done: sorted(hits)}
                 if reason is None:
                     reason, detail = self._row_reason(row, kind)
             reasons.append(reason)
             details.append(detail)
+            changes.append(change)
         self._language_filter(rows, kind, reasons, details)
         for row, reason, detail in zip(rows, reasons, details, strict=True):
             row["drop_reason"], row["drop_detail"] = reason, detail
-        return pa.Table.from_pylist(rows, schema=_output_schema(table, kind))
+        out = pa.Table.from_pylist(rows, schema=_output_schema(table, kind))
+        return add_counters(update_meta(out, "clean", changes, merge=True), counters)
 
     def _language_filter(self, rows: list[dict], kind: str, reasons: list, details: list) -> None:
         if not self.config.languages:

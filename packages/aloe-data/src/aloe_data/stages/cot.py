@@ -15,7 +15,7 @@ Rows end up exactly once as
 
 Rows without an MCQA item pass through (or are dropped ``cot_not_applicable`` with ``non_mcqa: drop``).
 
-Generation runs in a Ray Data actor pool (``concurrency`` actors, ``num_gpus``/``num_cpus`` each, one
+Generation runs in a Ray Data actor pool (``concurrency`` actors, ``num_gpus``/``cpus_per_actor`` each, one
 engine per actor: vLLM or transformers, see :mod:`aloe_infer.engine`); the same config scales from
 one CPU actor with the tiny model to GPU actors with tensor-parallel vLLM engines. Results are written
 per batch to a chunk folder (``chunk_dir``, default ``<run>/_cot_chunks/<stage dir>/``), so a killed
@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import ClassVar
 
 import ray.data
 
@@ -47,9 +48,13 @@ CHUNKS_DIR = "_cot_chunks"
 
 
 class CotStage(Stage):
-    """See module docstring. Loads and checks the prompt template when built."""
+    """Rewrite MCQA answers as verified step-by-step reasoning; unverifiable rows drop as cot_unverified.
+
+    Loads and checks the prompt template when built.
+    """
 
     config_class = CotConfig
+    cli_shortcuts: ClassVar[dict[str, str]] = {"model": "engine.model", "engine": "engine.type"}
     config: CotConfig
 
     def __init__(self, config: CotConfig) -> None:
@@ -81,7 +86,7 @@ class CotStage(Stage):
             raise AloeError(f"the cot stage generates answers for sft rows, not {ctx.kind} rows")
         check_model_dir(self.config.engine.model)  # fail here, not in every actor
         config = self.config
-        _check_cpus_left(config, ctx.num_cpus)
+        _check_cpus_left(config, ctx.cluster_cpus)
         return ds.map_batches(
             CotActor,
             fn_constructor_kwargs={
@@ -93,7 +98,7 @@ class CotStage(Stage):
             batch_format="pyarrow",
             concurrency=config.concurrency,
             num_gpus=config.num_gpus,
-            num_cpus=config.num_cpus,
+            num_cpus=config.cpus_per_actor,
         )
 
 
@@ -101,12 +106,12 @@ def _check_cpus_left(config: CotConfig, cluster_cpus: int) -> None:
     """Refuse an actor pool that takes every CPU of a local Ray: reading and writing rows need CPUs too,
     so such a job waits forever. (On a cluster, ``RAY_ADDRESS``, nodes may still join: only warn.)"""
     most = config.concurrency if isinstance(config.concurrency, int) else config.concurrency[1]
-    if most * config.num_cpus < cluster_cpus:
+    if most * config.cpus_per_actor < cluster_cpus:
         return
     message = (
-        f"cot: concurrency {most} x num_cpus {config.num_cpus:g} takes all {cluster_cpus} CPUs of the Ray "
-        "cluster, leaving none to read and write rows, so the job would stall; lower num_cpus per actor "
-        "(e.g. 0.5) or concurrency"
+        f"cot: concurrency {most} x cpus_per_actor {config.cpus_per_actor:g} takes all {cluster_cpus} CPUs "
+        "of the Ray cluster, leaving none to read and write rows, so the job would stall; lower "
+        "cpus_per_actor (e.g. 0.5) or concurrency"
     )
     if os.environ.get("RAY_ADDRESS"):
         logger.warning(message)

@@ -57,7 +57,6 @@ import ray
 import ray.data
 from pydantic import Field
 
-from aloe_core.schemas import dumps_meta, loads_meta
 from aloe_core.text import mcqa_matching_text, words
 from aloe_data.benchmarks import (
     VARIANTS,
@@ -70,6 +69,9 @@ from aloe_data.benchmarks import (
     token_hashes,
 )
 from aloe_data.pipeline.annotations import DROP_REASON, with_annotations
+from aloe_data.pipeline.broadcast import worker_get
+from aloe_data.pipeline.columns import set_columns, update_meta
+from aloe_data.pipeline.counters import add_counters
 from aloe_data.pipeline.stage import Stage, StageConfig, StageContext
 
 logger = logging.getLogger("aloe.data")
@@ -88,16 +90,30 @@ class DecontaminateConfig(StageConfig):
     """``type: decontaminate``; see the module docstring for the rule."""
 
     type: Literal["decontaminate"] = "decontaminate"
-    benchmarks: list[str] = Field(min_length=1)  # files, folders or globs of benchmark test sets
-    glob: str = "*test*"  # which files of a benchmark folder are test sets (path relative to the folder)
-    benchmark_format: BenchmarkFormat = "auto"
-    ngram: int = Field(13, ge=1)  # GPT-3 uses 13, datatrove 12
-    min_short_words: int = Field(8, ge=1)  # texts under `ngram` words with this many are one shingle
-    min_overlap_ngrams: int = Field(1, ge=1)
-    min_overlap_fraction: float = Field(0.0, ge=0.0, le=1.0)
-    action: Literal["drop", "flag"] = "drop"
-    roles: tuple[Role, ...] = ("system", "user", "assistant")  # message roles whose text is checked
-    with_context: bool = False  # also index item contexts (e.g. PubMedQA abstracts)
+    benchmarks: list[str] = Field(
+        min_length=1, description="Test sets: a file, a folder (its glob files) or a glob; repeatable."
+    )
+    glob: str = Field(
+        "*test*", description="Which files of a benchmark folder are test sets (relative to the folder)."
+    )
+    benchmark_format: BenchmarkFormat = Field("auto", description="Layout of the benchmark files.")
+    ngram: int = Field(13, ge=1, description="Words per n-gram (GPT-3: 13, datatrove: 12).")
+    min_short_words: int = Field(
+        8, ge=1, description="A text under ngram words with at least this many is one shingle."
+    )
+    min_overlap_ngrams: int = Field(
+        1, ge=1, description="Shared n-grams with one test item that contaminate."
+    )
+    min_overlap_fraction: float = Field(
+        0.0, ge=0.0, le=1.0, description="And the share of the item's n-grams (0-1)."
+    )
+    action: Literal["drop", "flag"] = Field(
+        "drop", description="drop, or flag (keep the row, record the match in meta)."
+    )
+    roles: tuple[Role, ...] = Field(
+        ("system", "user", "assistant"), description="Message roles whose text is checked."
+    )
+    with_context: bool = Field(False, description="Also index item contexts (e.g. PubMedQA abstracts).")
 
 
 @dataclass(frozen=True)
@@ -217,17 +233,6 @@ def match_rows(
 
 # -- the stage -----------------------------------------------------------------------------------------
 
-_INDEX_CACHE: dict[str, BenchmarkIndex] = {}
-
-
-def _cached_index(ref: ray.ObjectRef) -> BenchmarkIndex:
-    """The broadcast index, fetched once per worker process (not once per batch)."""
-    key = ref.hex()
-    if key not in _INDEX_CACHE:
-        _INDEX_CACHE.clear()
-        _INDEX_CACHE[key] = ray.get(ref)
-    return _INDEX_CACHE[key]
-
 
 def describe(index: BenchmarkIndex, match: Match) -> dict[str, Any]:
     """What a row's ``meta["decontam"]`` holds (and ``drop_detail`` says) about its match."""
@@ -272,14 +277,8 @@ def annotate_batch(
             if info is not None and match is not None:
                 reasons[i] = REASON
                 details[i] = _detail(info, int(index.entry_size[match.entry]))
-    elif any(infos):
-        metas = table.column("meta").to_pylist()
-        for i, info in enumerate(infos):
-            if info is not None:
-                meta = loads_meta(metas[i])
-                meta["decontam"] = info
-                metas[i] = dumps_meta(meta)
-        table = table.set_column(table.column_names.index("meta"), "meta", pa.array(metas, pa.string()))
+    else:
+        table = update_meta(table, "decontam", infos)
     out = with_annotations(table, reasons, details)
     values = {
         "matched_benchmark": [i and i["benchmark"] for i in infos],
@@ -287,17 +286,16 @@ def annotate_batch(
         "overlap_ngrams": [m and m.overlap for m in matches],
         "overlap_fraction": [m and m.fraction for m in matches],
     }
-    for field in MATCH_COLUMNS:
-        if field.name in out.column_names:
-            out = out.drop_columns([field.name])
-        out = out.append_column(field, pa.array(values[field.name], field.type))
-    return out
+    out = set_columns(out, {field: values[field.name] for field in MATCH_COLUMNS})
+    flagged = sum(info is not None for info in infos) if config.action == "flag" else 0
+    return add_counters(out, {"flagged": flagged})
 
 
 class DecontaminateStage(Stage):
-    """See module docstring."""
+    """Drop (or flag) rows that share word n-grams with a benchmark test item (GPT-3-style)."""
 
     config_class = DecontaminateConfig
+    cli_aliases: ClassVar[dict[str, tuple[str, ...]]] = {"benchmarks": ("-b",)}
     config: DecontaminateConfig
     batch_size: ClassVar[int] = 1024
 
@@ -321,10 +319,14 @@ class DecontaminateStage(Stage):
         return benchmark_fingerprint(self.config.benchmarks, self.config.glob)
 
     def apply(self, ds: ray.data.Dataset, ctx: StageContext) -> ray.data.Dataset:
-        ref = ray.put(self.load_index())
-        config, kind = self.config, ctx.kind
+        return ds.map_batches(
+            _annotate,
+            batch_format="pyarrow",
+            batch_size=self.batch_size,
+            fn_kwargs={"index": ray.put(self.load_index()), "config": self.config, "kind": ctx.kind},
+        )
 
-        def annotate(table: pa.Table) -> pa.Table:
-            return annotate_batch(table, _cached_index(ref), config, kind)
 
-        return ds.map_batches(annotate, batch_format="pyarrow", batch_size=self.batch_size)
+def _annotate(table: pa.Table, *, index: ray.ObjectRef, config: DecontaminateConfig, kind: str) -> pa.Table:
+    """One map task's batch: the broadcast index is fetched once per worker process (not per batch)."""
+    return annotate_batch(table, worker_get(index), config, kind)

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 import ray.data
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from aloe_core.errors import AloeError
 from aloe_core.schemas import dumps_meta, loads_meta
@@ -49,23 +49,46 @@ META_KEY = "deita"
 
 class DeitaScoreConfig(StageConfig):
     type: Literal["deita_score"] = "deita_score"
-    complexity_model: str  # local folder of the complexity scorer (e.g. hkust-nlp/deita-complexity-scorer)
-    quality_model: str | None = None  # default: the complexity model (loaded once)
-    engine: Literal["hf", "vllm"] = "hf"
-    complexity_template: str = COMPLEXITY_TEMPLATE
-    quality_template: str = QUALITY_TEMPLATE
-    score_tokens: tuple[str, ...] = SCORE_TOKENS  # lowest score first; token i scores i + 1
-    max_length: int = Field(2048, ge=16)  # prompt tokens (DEITA's scorers were trained at 2048)
-    add_special_tokens: bool = True  # BOS as DEITA's tokenizer.encode adds it
-    batch_size: int = Field(64, ge=1)  # rows per Ray batch (each row gives 2 prompts per turn)
-    max_batch_tokens: int = Field(16384, ge=1)  # padded tokens per forward pass (hf engine)
-    concurrency: int = Field(1, ge=1)  # scorer actors
-    num_gpus: float = Field(0, ge=0)  # per actor; 0 = CPU
-    num_cpus: float = Field(1, gt=0)  # per actor; also torch's thread count on CPU
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
-    trust_remote_code: bool = False
-    vllm_args: dict[str, Any] = Field(default_factory=dict)  # extra vllm.LLM arguments
-    min_score: float | None = None  # drop rows scoring below (reason "min_score")
+    complexity_model: str = Field(
+        description="Local folder of the DEITA complexity scorer (a causal LM, e.g. "
+        "hkust-nlp/deita-complexity-scorer)."
+    )
+    quality_model: str | None = Field(
+        None, description="Local folder of the quality scorer (default: the complexity model, loaded once)."
+    )
+    engine: Literal["hf", "vllm"] = Field("hf", description="hf (transformers) or vllm.")
+    complexity_template: str = Field(COMPLEXITY_TEMPLATE, description="DEITA's complexity prompt.")
+    quality_template: str = Field(QUALITY_TEMPLATE, description="DEITA's quality prompt.")
+    score_tokens: tuple[str, ...] = Field(
+        SCORE_TOKENS, description="Score tokens, lowest first; token i scores i + 1."
+    )
+    max_length: int = Field(
+        2048, ge=16, description="Longest prompt in tokens; longer rows are cut and flagged (DEITA: 2048)."
+    )
+    add_special_tokens: bool = Field(True, description="Prepend BOS as DEITA's tokenizer.encode does.")
+    batch_size: int = Field(64, ge=1, description="Rows per scorer batch (each row: 2 prompts per turn).")
+    max_batch_tokens: int = Field(16384, ge=1, description="Padded tokens per forward pass (hf engine).")
+    concurrency: int = Field(1, ge=1, description="Scorer actors.")
+    num_gpus: float = Field(0, ge=0, description="GPUs per scorer actor (0 = CPU).")
+    cpus_per_actor: float = Field(
+        1,
+        gt=0,
+        validation_alias=AliasChoices("cpus_per_actor", "num_cpus"),
+        description="CPUs per scorer actor; also torch's thread count on CPU.",
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weights' dtype; auto: bf16 on GPU, fp32 on CPU."
+    )
+    trust_remote_code: bool = Field(False, description="Let transformers run the model folder's code.")
+    vllm_args: dict[str, Any] = Field(default_factory=dict, description="Extra vllm.LLM arguments.")
+    min_score: float | None = Field(
+        None, description="Drop rows scoring below this (reason min_score; default: none)."
+    )
+
+    @property
+    def num_cpus(self) -> float:
+        """``cpus_per_actor`` under the name the scorer code reads (until the backends move to aloe-infer)."""
+        return self.cpus_per_actor
 
     @field_validator("complexity_template")
     @classmethod
@@ -244,9 +267,10 @@ def _device(config: DeitaScoreConfig) -> str:
 
 
 class DeitaScoreStage(Stage):
-    """See module docstring."""
+    """Score complexity x quality (DEITA) into meta["deita"]; drops nothing unless min_score is set."""
 
     config_class = DeitaScoreConfig
+    command = "score"
     config: DeitaScoreConfig
 
     def apply(self, ds: ray.data.Dataset, ctx: StageContext) -> ray.data.Dataset:

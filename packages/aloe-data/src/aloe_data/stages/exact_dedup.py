@@ -7,9 +7,10 @@ string (case, spacing, punctuation and Unicode forms ignored; an MCQA item's opt
 2. Ray Data's ``groupby`` on the hash (a hash shuffle, so no single process sees all keys) picks the kept
    row of each group deterministically (longest answer, then smallest id) and emits ``(id, duplicate_of)``
    for the others: the only rows that leave the workers.
-3. That table of dropped ids is broadcast through the object store and a second map pass marks those rows
-   with ``drop_reason="exact_duplicate"`` and ``duplicate_of``, in the input's order, so reruns write
-   identical shards (a shuffle of whole rows would reorder them).
+3. That table of dropped ids is broadcast and a second map pass marks those rows
+   (:func:`aloe_data.pipeline.broadcast.mark_by_id`) with ``drop_reason="exact_duplicate"`` and
+   ``duplicate_of``, in the input's order, so reruns write identical shards (a shuffle of whole rows
+   would reorder them).
 
 Memory: the broadcast table holds ~50 bytes per dropped row (10M duplicates ~ 0.5 GB in the object store).
 """
@@ -19,18 +20,22 @@ from __future__ import annotations
 import hashlib
 from typing import Literal
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import ray
 import ray.data
 
 from aloe_core.text import matching_text, normalize_for_matching
 from aloe_data.pipeline.annotations import with_annotations
+from aloe_data.pipeline.broadcast import mark_by_id
+from aloe_data.pipeline.columns import set_column
 from aloe_data.pipeline.stage import Stage, StageConfig, StageContext
 
 KEY = "_dedup_key"
 ANSWER_LEN = "_answer_len"
 DUPLICATE_OF = "duplicate_of"
+DUPLICATE_FIELD = pa.field(DUPLICATE_OF, pa.string())
+REASON = "exact_duplicate"
 
 
 class ExactDedupConfig(StageConfig):
@@ -72,24 +77,11 @@ def _duplicates_in_group(group: pa.Table) -> pa.Table:
     )
 
 
-def mark_dropped(table: pa.Table, dropped: pa.Table, reason: str, extra_columns: list[str]) -> pa.Table:
-    """Mark the rows of ``table`` whose id is in ``dropped`` with ``reason`` and copy ``extra_columns``
-    (e.g. ``duplicate_of``) from ``dropped``; other rows get nulls. Order of ``table`` is kept."""
-    position = pc.index_in(table.column("id"), value_set=dropped.column("id"))
-    hit = pc.is_valid(position)
-    reasons = pc.if_else(hit, pa.scalar(reason, pa.string()), pa.scalar(None, pa.string()))
-    out = with_annotations(table, reasons.to_pylist())
-    for name in extra_columns:
-        values = pc.take(dropped.column(name), pc.fill_null(position, 0)) if dropped.num_rows else None
-        column = (
-            pc.if_else(hit, values, pa.scalar(None, dropped.schema.field(name).type))
-            if values is not None
-            else pa.nulls(table.num_rows, dropped.schema.field(name).type)
-        )
-        if name in out.column_names:
-            out = out.drop_columns([name])
-        out = out.append_column(name, column)
-    return out
+def mark_exact_duplicates(batch: pa.Table, decisions: pa.Table, found: np.ndarray) -> pa.Table:
+    """A :data:`~aloe_data.pipeline.broadcast.Marker`: rows with a decision are exact duplicates of
+    their ``duplicate_of``; other rows get nulls. Order of ``batch`` is kept."""
+    reasons = [REASON if hit else None for hit in found.tolist()]
+    return set_column(with_annotations(batch, reasons), DUPLICATE_FIELD, decisions[DUPLICATE_OF])
 
 
 def collect_table(ds: ray.data.Dataset, schema: pa.Schema) -> pa.Table:
@@ -100,19 +92,14 @@ def collect_table(ds: ray.data.Dataset, schema: pa.Schema) -> pa.Table:
 
 
 class ExactDedupStage(Stage):
-    """See module docstring."""
+    """Drop rows whose normalised content repeats another's (keeps the longest answer, then smallest id)."""
 
     config_class = ExactDedupConfig
 
     def apply(self, ds: ray.data.Dataset, ctx: StageContext) -> ray.data.Dataset:
         keys = ds.map_batches(_keys, batch_format="pyarrow")
-        groups = keys.groupby(KEY, num_partitions=max(2, ctx.num_cpus)).map_groups(
+        groups = keys.groupby(KEY, num_partitions=max(2, ctx.cluster_cpus)).map_groups(
             _duplicates_in_group, batch_format="pyarrow"
         )
-        schema = pa.schema([pa.field("id", pa.string()), pa.field(DUPLICATE_OF, pa.string())])
-        dropped_ref = ray.put(collect_table(groups, schema))
-
-        def annotate(table: pa.Table) -> pa.Table:
-            return mark_dropped(table, ray.get(dropped_ref), "exact_duplicate", [DUPLICATE_OF])
-
-        return ds.map_batches(annotate, batch_format="pyarrow")
+        schema = pa.schema([pa.field("id", pa.string()), DUPLICATE_FIELD])
+        return mark_by_id(ds, collect_table(groups, schema), mark_exact_duplicates)

@@ -40,12 +40,13 @@ def find_pii(text: str, kinds: tuple[PiiKind, ...] = ("email", "url", "phone")) 
 
 def scrub_pii(
     text: str, kinds: tuple[PiiKind, ...], action: Literal["mask", "remove"]
-) -> tuple[str, set[str]]:
-    """Replace (mask) or delete (remove) each PII kind in ``text``; returns the text and the kinds hit."""
-    hit: set[str] = set()
+) -> tuple[str, dict[str, int]]:
+    """Replace (mask) or delete (remove) each PII kind in ``text``; returns the text and how many
+    strings of each kind were hit (kinds with none left out)."""
+    hits: dict[str, int] = {}
     for kind in kinds:
         replacement = MASKS[kind] if action == "mask" else ""
         text, count = PATTERNS[kind].subn(replacement, text)
         if count:
-            hit.add(kind)
-    return text, hit
+            hits[kind] = count
+    return text, hits

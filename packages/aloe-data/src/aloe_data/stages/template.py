@@ -10,7 +10,8 @@ single-turn; any other row is left alone. Rows whose answer is a generated chain
 Assignment is a pure function of (``seed``, row id): a row is templated when
 ``hash(seed, id) < share`` and then picks a template of its family by weight from a second hash, so the
 same config gives the same templates on every run, machine and batching, and changing ``share`` only
-adds or removes rows at the margin. The template id and family go into ``meta["template"]``.
+adds or removes rows at the margin. The template id and family go into ``meta["template"]``; the
+stage's counters (manifest ``counters``) count templated rows per family (``templated.<family>``).
 
 The stage drops nothing. Templates are data (see :mod:`aloe_data.templates.library`): the shipped files
 plus ``template_files``; ``include``/``exclude`` pick templates by id pattern (``fnmatch``).
@@ -19,16 +20,19 @@ plus ``template_files``; ``include``/``exclude`` pick templates by id pattern (`
 from __future__ import annotations
 
 import fnmatch
+from collections import Counter
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
 from pydantic import Field, model_validator
 
 from aloe_core.errors import AloeError, ConfigError
-from aloe_core.schemas import dumps_meta, loads_meta, stable_id
+from aloe_core.schemas import loads_meta, stable_id
 from aloe_core.text import normalize_for_matching
 from aloe_data.pipeline.annotations import with_annotations
+from aloe_data.pipeline.columns import set_column, update_meta
+from aloe_data.pipeline.counters import add_counters
 from aloe_data.pipeline.stage import BatchStage, StageConfig
 from aloe_data.templates import PromptTemplate, TemplateLibrary, row_variables
 
@@ -44,13 +48,22 @@ DEFAULT_TASK_FAMILIES = {
 
 class TemplateConfig(StageConfig):
     type: Literal["template"] = "template"
-    share: float = Field(1.0, ge=0, le=1)  # fraction of eligible rows that get a template
-    seed: int = Field(0, ge=0)
-    template_files: list[str] = Field(default_factory=list)  # user YAML files or folders
-    builtin: bool = True  # include the shipped templates
-    include: list[str] = Field(default_factory=lambda: ["*"])  # template id patterns to use
-    exclude: list[str] = Field(default_factory=list)  # template id patterns never to use
-    task_families: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_TASK_FAMILIES))
+    share: float = Field(1.0, ge=0, le=1, description="Fraction of eligible rows to template (0-1).")
+    seed: int = Field(0, ge=0, description="Same seed, same template for every row.")
+    template_files: list[str] = Field(
+        default_factory=list, description="Your own template YAML file or folder; repeatable."
+    )
+    builtin: bool = Field(True, description="Use the shipped templates too (--no-builtin: only yours).")
+    include: list[str] = Field(
+        default_factory=lambda: ["*"], description="Template id pattern to use (fnmatch); repeatable."
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="Template id pattern never to use; repeatable."
+    )
+    task_families: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_TASK_FAMILIES),
+        description="Template family of rows of each task (row task -> family).",
+    )
 
     @model_validator(mode="after")
     def _no_cot_family(self) -> TemplateConfig:
@@ -111,9 +124,13 @@ def apply_template(row: Mapping[str, Any], template: PromptTemplate) -> list[dic
 
 
 class TemplateStage(BatchStage):
-    """See module docstring. Loads (and checks) the library when built, before any Ray work."""
+    """Rewrite user turns with prompt templates per task family; the template id goes to meta.template.
+
+    Loads (and checks) the library when built, before any Ray work.
+    """
 
     config_class = TemplateConfig
+    cli_aliases: ClassVar[dict[str, tuple[str, ...]]] = {"template_files": ("--templates", "-t")}
     config: TemplateConfig
 
     def __init__(self, config: TemplateConfig) -> None:
@@ -159,19 +176,16 @@ class TemplateStage(BatchStage):
             raise AloeError(f"the template stage rewrites sft rows, not {kind} rows")
         rows = table.to_pylist()
         messages = [row["messages"] for row in rows]
-        metas = [row["meta"] for row in rows]
+        chosen: list[dict[str, str] | None] = [None] * len(rows)
+        counters: Counter[str] = Counter()
         for i, row in enumerate(rows):
             if row.get("drop_reason") is not None or not row.get("messages"):
                 continue
-            meta = loads_meta(row["meta"])
-            template = self.choose(row, meta)
+            template = self.choose(row, loads_meta(row["meta"]))
             if template is None:
                 continue
             messages[i] = apply_template(row, template)
-            meta[META_KEY] = {"id": template.id, "family": template.family}
-            metas[i] = dumps_meta(meta)
-        for name, values in (("messages", messages), ("meta", metas)):
-            index = table.column_names.index(name)
-            field = table.schema.field(name)
-            table = table.set_column(index, field, pa.array(values, field.type))
-        return with_annotations(table, [None] * table.num_rows)
+            chosen[i] = {"id": template.id, "family": template.family}
+            counters[f"templated.{template.family}"] += 1
+        table = update_meta(set_column(table, "messages", messages), META_KEY, chosen)
+        return add_counters(with_annotations(table, [None] * table.num_rows), counters)

@@ -1,0 +1,39 @@
+"""Ingest: the first stage of every run (``01-ingest``), reading the configured sources into records.
+
+It is a stage like the others for the runner (keyed, written, checked and recorded the same way); it
+only differs in reading its rows from the sources instead of an upstream stage (``reads_sources``), so
+``rows_in`` is the number of rows read. It is not listed in ``STAGE_CLASSES``: a run always starts with
+it, built from the config's ``sources``, and ``aloe data ingest`` has its own options (one source).
+
+Sources without a ``format`` get one guessed from their first rows when the stage is built (see
+:mod:`aloe_data.sources.sniff`), so the manifest records the layout that was read.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import ray.data
+from pydantic import Field
+
+from aloe_data.pipeline.stage import Stage, StageConfig, StageContext
+from aloe_data.sources import SourceConfig, read_sources, resolve_formats
+
+
+class IngestConfig(StageConfig):
+    type: Literal["ingest"] = "ingest"
+    sources: list[SourceConfig] = Field(min_length=1, description="The run's sources, in reading order.")
+
+
+class IngestStage(Stage):
+    """Read every source into annotated records; unreadable rows are quarantined as ``malformed``."""
+
+    config_class = IngestConfig
+    config: IngestConfig
+    reads_sources = True
+
+    def __init__(self, config: IngestConfig) -> None:
+        super().__init__(config.model_copy(update={"sources": resolve_formats(config.sources)}))
+
+    def apply(self, ds: ray.data.Dataset | None, ctx: StageContext) -> ray.data.Dataset:
+        return read_sources(self.config.sources, ctx.kind)
