@@ -26,7 +26,6 @@ from aloe_train.sft.config import SFTConfig
 from aloe_train.sft.data import (
     IGNORE_INDEX,
     best_fit_decreasing,
-    check_chat_template,
     collate,
     pack_batch,
     prepare_sft_data,
@@ -35,6 +34,7 @@ from aloe_train.sft.data import (
     truncate_conversation,
 )
 from aloe_train.sft.recipe import sft_loss_sum
+from aloe_train.shared.tokenizer import check_chat_template
 
 BOS = 1
 
