@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 def micro_batches(lengths: Sequence[int], max_batch_tokens: int) -> list[list[int]]:
@@ -21,3 +22,18 @@ def micro_batches(lengths: Sequence[int], max_batch_tokens: int) -> list[list[in
         else:
             groups.append([i])
     return groups
+
+
+def left_padded(prompts: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any, Any]:
+    """``(input_ids, attention_mask, position_ids)`` long tensors ``[len(prompts), longest]`` with every
+    prompt padded on the left and ``position_ids = cumsum(mask) - 1``, so each prompt sees exactly the
+    positions it has alone and its last real token is the last column (what next-token reads need)."""
+    import torch
+
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
+        mask[row, width - len(prompt) :] = 1
+    return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aloe_core.schemas import stable_id
+from aloe_infer.batching import left_padded
 from aloe_infer.engine import Engine, EngineConfig, first_stop
 from aloe_infer.hf_model import load_hf_model
 from aloe_infer.sampling import Completion, FinishReason, GenerationResult, SamplingParams
@@ -114,13 +115,7 @@ class HFEngine(Engine):
         """Run ``batch`` to completion, filling each sequence's tokens, logprobs and finish reason."""
         import torch
 
-        width = max(len(s.prompt) for s in batch)
-        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, seq in enumerate(batch):
-            ids[row, width - len(seq.prompt) :] = torch.tensor(seq.prompt, dtype=torch.long)
-            mask[row, width - len(seq.prompt) :] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        ids, mask, positions = left_padded([seq.prompt for seq in batch], self.pad_id)
         generators = [torch.Generator().manual_seed(seq.seed) for seq in batch]
         active = list(range(len(batch)))
         with torch.inference_mode():

@@ -38,7 +38,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from aloe_core.errors import AloeError
-from aloe_infer.batching import micro_batches
+from aloe_infer.batching import left_padded, micro_batches
 from aloe_infer.engine import EngineConfig, check_model_dir
 from aloe_infer.vllm_import import import_vllm
 
@@ -155,13 +155,7 @@ class HFNextTokenScorer:
     def _forward(self, prompts: list[Sequence[int]], candidate_ids: list[int]) -> np.ndarray:
         import torch
 
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            ids[row, width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
-            mask[row, width - len(prompt) :] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        ids, mask, positions = left_padded(prompts, self.pad_id)
         kwargs: dict[str, Any] = {"logits_to_keep": 1} if self._keep_last else {}
         with torch.inference_mode():
             logits = self.model(

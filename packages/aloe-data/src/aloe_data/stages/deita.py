@@ -28,8 +28,8 @@ import ray.data
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from aloe_core.errors import AloeError
-from aloe_core.schemas import dumps_meta, loads_meta
 from aloe_data.pipeline.annotations import with_annotations
+from aloe_data.pipeline.columns import update_meta
 from aloe_data.pipeline.stage import Stage, StageConfig, StageContext
 from aloe_data.scoring.prompts import (
     COMPLEXITY_TEMPLATE,
@@ -84,11 +84,6 @@ class DeitaScoreConfig(StageConfig):
     min_score: float | None = Field(
         None, description="Drop rows scoring below this (reason min_score; default: none)."
     )
-
-    @property
-    def num_cpus(self) -> float:
-        """``cpus_per_actor`` under the name the scorer code reads (until the backends move to aloe-infer)."""
-        return self.cpus_per_actor
 
     @field_validator("complexity_template")
     @classmethod
@@ -217,21 +212,14 @@ class DeitaBatchScorer:
     def __call__(self, table: pa.Table) -> pa.Table:
         rows = table.select([c for c in table.column_names if c != "meta"]).to_pylist()
         results = self.score_rows(rows)
-        metas = table.column("meta").to_pylist()
         reasons: list[str | None] = [None] * len(rows)
         details: list[str | None] = [None] * len(rows)
+        minimum = self.config.min_score
         for i, result in enumerate(results):
-            if result is None:
-                continue
-            meta = loads_meta(metas[i])
-            meta[META_KEY] = result
-            metas[i] = dumps_meta(meta)
-            if self.config.min_score is not None and result["score"] < self.config.min_score:
+            if result is not None and minimum is not None and result["score"] < minimum:
                 reasons[i] = "min_score"
-                details[i] = f"DEITA score {result['score']:.4f} < min_score {self.config.min_score}"
-        index = table.column_names.index("meta")
-        table = table.set_column(index, table.schema.field("meta"), pa.array(metas, pa.string()))
-        return with_annotations(table, reasons, details)
+                details[i] = f"DEITA score {result['score']:.4f} < min_score {minimum}"
+        return with_annotations(update_meta(table, META_KEY, results), reasons, details)
 
 
 def _assemble(
@@ -262,7 +250,7 @@ def _device(config: DeitaScoreConfig) -> str:
 
     if config.num_gpus > 0 and torch.cuda.is_available():
         return "cuda"
-    torch.set_num_threads(max(1, int(config.num_cpus)))
+    torch.set_num_threads(max(1, int(config.cpus_per_actor)))
     return "cpu"
 
 
@@ -282,5 +270,5 @@ class DeitaScoreStage(Stage):
             batch_format="pyarrow",
             concurrency=config.concurrency,
             num_gpus=config.num_gpus,
-            num_cpus=config.num_cpus,
+            num_cpus=config.cpus_per_actor,
         )
