@@ -88,3 +88,17 @@ def test_missing_config_and_missing_input_are_one_line(tmp_path):
         aloe("data", "clean", "--input", str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
     )
     assert line == f"aloe: error: {tmp_path / 'missing'}: no such file or folder"
+
+
+@pytest.mark.parametrize(("command", "absent"), [("data ingest", "torch"), ("infer generate", "ray.data")])
+def test_a_command_imports_only_what_its_group_needs(command, absent):
+    """Start-up: `aloe data ...` mounts the data group alone, so torch (which `aloe train` imports, seconds
+    of start-up) is never loaded; nor is Ray Data by `aloe infer`."""
+    code = (
+        "import sys\nfrom aloe_core.cli import main\n"
+        f"try:\n    main({[*command.split(), '--help']!r})\nexcept SystemExit as exc:\n    assert exc.code == 0\n"
+        f"print({absent!r} in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False", result.stdout

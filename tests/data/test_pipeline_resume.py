@@ -14,8 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from aloe_core.atomic import is_debris
 from aloe_fixtures.corpus import write_sample
 from aloe_fixtures.demo import sample_pipeline
+
+KILL_AT = Path(__file__).with_name("kill_at.py")
+STAGES = ["01-ingest", "02-clean", "03-exact-dedup", "04-fuzzy-dedup", "05-decontaminate"]
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +32,35 @@ def config_file(tmp_path_factory) -> Path:
     return path
 
 
-def aloe(args: list[str], ray_address: str, **kwargs) -> subprocess.Popen:
+@pytest.fixture(scope="module")
+def reference(ray_session, config_file, tmp_path_factory) -> Path:
+    """One uninterrupted run, the bytes every resumed run must end with."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    assert aloe(["data", "run", str(config_file), "--out", str(out)], address(ray_session)).wait() == 0
+    return out
+
+
+def address(ray_session) -> str:
+    return ray_session.get_runtime_context().gcs_address
+
+
+def aloe(args: list[str], ray_address: str, *, prefix: tuple[str, ...] = ("-m", "aloe_core.cli"), **kwargs):
     env = os.environ | {"RAY_ADDRESS": ray_address}
-    return subprocess.Popen([sys.executable, "-m", "aloe_core.cli", *args], env=env, **kwargs)
+    return subprocess.Popen([sys.executable, *prefix, *args], env=env, **kwargs)
+
+
+def debris(out: Path) -> list[str]:
+    """Temporary files and folders of atomic writes anywhere in (or beside) the run folder."""
+    return sorted(p.name for p in out.parent.rglob("*") if is_debris(p.name))
+
+
+def assert_same_bytes(run: Path, reference: Path) -> None:
+    assert list(entries(run)) == STAGES
+    assert stage_files(run) == stage_files(reference)
+    for relative, digest in stage_files(reference).items():
+        assert (run / relative).read_bytes() == (reference / relative).read_bytes(), relative
+        assert digest
+    assert debris(run) == []
 
 
 def stage_files(out: Path) -> dict[str, str]:
@@ -46,11 +76,8 @@ def entries(out: Path) -> dict:
     return json.loads((out / "manifest.json").read_text())["stages"]
 
 
-def test_killed_run_resumes_to_identical_shards(ray_session, config_file, tmp_path):
+def test_killed_run_resumes_to_identical_shards(ray_session, config_file, reference, tmp_path):
     address = ray_session.get_runtime_context().gcs_address
-    reference = tmp_path / "reference"
-    assert aloe(["data", "run", str(config_file), "--out", str(reference)], address).wait() == 0
-
     killed = tmp_path / "killed"
     process = aloe(["data", "run", str(config_file), "--out", str(killed)], address)
     deadline = time.monotonic() + 600
@@ -66,13 +93,32 @@ def test_killed_run_resumes_to_identical_shards(ray_session, config_file, tmp_pa
 
     assert aloe(["data", "run", str(config_file), "--out", str(killed)], address).wait() == 0
     after = entries(killed)
-    assert list(after) == ["01-ingest", "02-clean", "03-exact-dedup", "04-fuzzy-dedup", "05-decontaminate"]
     assert {k: after[k] for k in before} == before  # finished stages were not redone
-    assert stage_files(killed) == stage_files(reference)
-    for relative, digest in stage_files(reference).items():
-        assert (killed / relative).read_bytes() == (reference / relative).read_bytes(), relative
-        assert digest
-    assert not list(killed.glob(".*.tmp"))
+    assert_same_bytes(killed, reference)
+
+
+@pytest.mark.parametrize(
+    ("point", "name", "nth", "left", "finished"),
+    [
+        # Inside the manifest write that records 02-clean: its temp file is complete, not yet in place.
+        ("replace", "manifest.json", 4, ".manifest.json.", ["01-ingest"]),
+        # 03-exact-dedup's shards are all written in its temporary folder, not yet renamed into place.
+        ("rename", "03-exact-dedup", 1, ".03-exact-dedup.tmp", ["01-ingest", "02-clean"]),
+    ],
+    ids=["inside-manifest-write", "before-stage-rename"],
+)
+def test_kill_at_an_exact_instant_leaves_debris_that_resume_removes(
+    ray_session, config_file, reference, tmp_path, point, name, nth, left, finished
+):
+    out = tmp_path / "run"
+    args = ["data", "run", str(config_file), "--out", str(out)]
+    killed = aloe([point, name, str(nth), "--", *args], address(ray_session), prefix=(str(KILL_AT),))
+    assert killed.wait() == -signal.SIGKILL
+    assert list(entries(out)) == finished
+    assert [d for d in debris(out) if d.startswith(left)], f"the kill left no {left}* to clean up"
+
+    assert aloe(args, address(ray_session)).wait() == 0
+    assert_same_bytes(out, reference)
 
 
 def test_finished_run_does_no_work_and_changed_stage_reruns(ray_session, config_file, tmp_path):

@@ -2,13 +2,16 @@
 
 Files are written to a hidden temporary sibling (``.NAME.<random>.tmp``) and moved into place with
 ``os.replace``; folders are built in a hidden staging sibling (``.NAME.tmp-<random>``) and renamed into
-place. Both names start with ``.NAME.`` so a later run can recognise its own debris.
+place. Both names start with ``.NAME.`` so a later run can recognise its own debris, and
+:func:`remove_debris` (called by every command on its output before it writes) removes it.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -67,3 +70,75 @@ def publish_dir(staging: str | Path, target: str | Path) -> Path:
     if old is not None:
         shutil.rmtree(old)
     return target
+
+
+# Names this module's writers give their temporary siblings of NAME: a file being written
+# (``.NAME.<random>.tmp``), a stage folder being written (``.NAME.tmp``), a staging folder
+# (``.NAME.tmp-<random>``) and the previous folder during the two renames of :func:`publish_dir`
+# (``.NAME.old-<pid>``).
+_SUFFIX = r"(?:[^.]+\.tmp|tmp|tmp-[^.]+|old-\d+)"
+_DEBRIS = re.compile(rf"^\..+\.{_SUFFIX}$")
+_PARKED = re.compile(r"^\.(?P<name>.+)\.old-\d+$")
+
+
+def is_debris(name: str) -> bool:
+    """Whether a file or folder name is one of the temporary names atomic writes use."""
+    return _DEBRIS.match(name) is not None
+
+
+def remove_debris(target: str | Path) -> list[Path]:
+    """Remove what killed writes left of ``target`` and inside it; returns what was removed.
+
+    Every command calls this on its output before writing, so a kill at any instant (inside a manifest
+    write, between the two renames of :func:`publish_dir`, half-way through a stage's shards) leaves
+    nothing behind once the command runs again. One exception keeps data: if a kill landed between
+    :func:`publish_dir`'s renames, the previous folder (``.NAME.old-<pid>``) is renamed back to NAME
+    instead of being deleted. Only one writer may use an output folder at a time (a second one's
+    temporary files would be taken for debris).
+    """
+    target = Path(target)
+    removed: list[Path] = []
+    if target.parent.is_dir():
+        removed += _clear_siblings(target)
+    if target.is_dir():
+        for root, dirs, files in os.walk(target):
+            for name in [*dirs, *files]:
+                if is_debris(name):
+                    path = Path(root) / name
+                    if name in dirs and _restore_old(path):
+                        continue
+                    _remove(path)
+                    removed.append(path)
+            dirs[:] = [d for d in dirs if not is_debris(d)]
+    return removed
+
+
+def _clear_siblings(target: Path) -> list[Path]:
+    removed = []
+    for path in target.parent.glob(f".{glob.escape(target.name)}.*"):
+        if not re.fullmatch(rf"\.{re.escape(target.name)}\.{_SUFFIX}", path.name):
+            continue
+        if _restore_old(path):
+            continue
+        _remove(path)
+        removed.append(path)
+    return removed
+
+
+def _restore_old(path: Path) -> bool:
+    """Put back a folder parked by :func:`publish_dir` whose replacement never arrived."""
+    match = _PARKED.match(path.name)
+    if match is None or not path.is_dir():
+        return False
+    original = path.with_name(match["name"])
+    if original.exists():
+        return False
+    path.rename(original)
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

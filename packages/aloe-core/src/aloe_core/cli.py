@@ -35,12 +35,18 @@ HELP = (
 GROUP_ORDER = ("data", "train", "infer", "model", "demo")
 
 
-def build_app() -> typer.Typer:
-    """The root typer app with every installed package's groups and commands mounted."""
+def build_app(only: str | None = None) -> typer.Typer:
+    """The root typer app with every installed package's groups and commands mounted.
+
+    ``only`` mounts just that group (and the commands other packages add to it): loading a group imports
+    its package, and `aloe data ingest` has no use for torch, which `aloe train` imports (seconds).
+    """
     app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
     # Keeps `aloe` a group even when no package above core is installed (typer refuses an empty app).
     app.callback()(lambda: None)
     points = sorted(entry_points(group="aloe.cli"), key=lambda ep: ep.name)
+    if only is not None:
+        points = [ep for ep in points if ep.name.split(".", 1)[0] == only]
     mounted: dict[str, Any] = {ep.name: ep.load() for ep in points if "." not in ep.name}
     for ep in points:
         if "." in ep.name:
@@ -86,9 +92,20 @@ def run_standalone(command: Callable[..., Any], module: str, argv: list[str] | N
     run_app(app, argv, prog_name=f"python -m {module}")
 
 
+def requested_group(argv: list[str]) -> str | None:
+    """The group or command ``argv`` asks for (its first word, when an installed package provides it);
+    None for `aloe --help` and unknown words, which need every group mounted (to list them)."""
+    first = argv[0] if argv else None
+    if first is None or first.startswith("-"):
+        return None
+    names = {ep.name.split(".", 1)[0] for ep in entry_points(group="aloe.cli")}
+    return first if first in names else None
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `aloe` script."""
-    run_app(build_app(), argv)
+    """Entry point of the `aloe` script: mounts only the group the command line names."""
+    args = sys.argv[1:] if argv is None else argv
+    run_app(build_app(only=requested_group(args)), args)
 
 
 if __name__ == "__main__":

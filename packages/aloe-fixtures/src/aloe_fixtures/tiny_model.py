@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from aloe_core.atomic import publish_dir, staging_dir
+from aloe_core.atomic import publish_dir, remove_debris, staging_dir
 from aloe_core.chat_templates import LLAMA3_CHAT_TEMPLATE as CHAT_TEMPLATE
 from aloe_core.config import StrictModel
 from aloe_core.errors import AloeError
@@ -228,6 +228,7 @@ def build_tiny_model(
     """
     config = config or TinyModelConfig()
     out_dir = Path(out_dir)
+    remove_debris(out_dir)  # a killed earlier build's staging folder
     _check_destination(out_dir, overwrite)
     staging = staging_dir(out_dir)
     try:

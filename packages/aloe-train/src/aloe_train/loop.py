@@ -32,7 +32,7 @@ import pyarrow as pa
 import torch
 import yaml
 
-from aloe_core.atomic import atomic_write_json
+from aloe_core.atomic import atomic_write_json, remove_debris
 from aloe_core.errors import AloeError
 from aloe_train.batching import GlobalStep, StepPlan, synchronized_steps
 from aloe_train.checkpoint import (
@@ -167,8 +167,12 @@ def materialize_if_no_cpu_left(train: Any, config: RecipeConfig, resources: dict
 
 
 def write_run_files(config: RecipeConfig) -> None:
-    """``config.yaml`` in the output folder, before anything runs (what was asked, even if it fails)."""
+    """``config.yaml`` in the output folder, before anything runs (what was asked, even if it fails).
+
+    Temporary files a killed earlier run left (a half-exported model, a summary being written) go first.
+    """
     out = Path(config.output_dir)
+    remove_debris(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
 

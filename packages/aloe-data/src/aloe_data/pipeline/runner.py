@@ -20,6 +20,7 @@ from typing import Any
 
 import ray.data
 
+from aloe_core.atomic import remove_debris
 from aloe_core.config import config_hash
 from aloe_core.manifest import Manifest
 from aloe_core.ray_session import ensure_ray
@@ -84,6 +85,8 @@ def run_pipeline(
     stages = pipeline_stages(config)  # guesses missing source formats, loads templates...
     check_sources(stages[0].config.sources, config.kind)  # every path and format, before any work
     out_dir = Path(out_dir)
+    for path in remove_debris(out_dir):  # what a killed run left: temp files, half-written stages
+        logger.info("removed %s, left by an interrupted run", path)
     out_dir.mkdir(parents=True, exist_ok=True)
     resources = ensure_ray(config.ray_cpus)
     ray.data.DataContext.get_current().execution_options.preserve_order = True
@@ -168,11 +171,10 @@ def describe_entry(entry: dict[str, Any]) -> str:
 
 
 def _remove_stale(out_dir: Path, stage_dirs: list[str], manifest: Manifest) -> None:
-    """Stages no longer in the config (and temp dirs of killed runs) leave no files behind."""
+    """Stages no longer in the config leave no files behind (debris went at the start of the run)."""
     for name in list(manifest.stages):
         if name not in stage_dirs:
             del manifest.stages[name]
     for path in out_dir.iterdir():
-        stale_stage = path.is_dir() and path.name[:2].isdigit() and path.name not in stage_dirs
-        if stale_stage or (path.name.startswith(".") and path.name.endswith(".tmp")):
+        if path.is_dir() and path.name[:2].isdigit() and path.name not in stage_dirs:
             shutil.rmtree(path, ignore_errors=True)

@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import ray.data
 
+from aloe_core.atomic import remove_debris
 from aloe_core.config import config_hash
 from aloe_core.manifest import Manifest
 from aloe_core.ray_session import ensure_ray
@@ -40,6 +41,7 @@ def run_stage_on_files(
     resources = ensure_ray(ray_cpus)
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     output = Path(output)
+    remove_debris(output)  # what a killed earlier run of this command left
     output.parent.mkdir(parents=True, exist_ok=True)
     ds = ray.data.read_parquet(files, shuffle=None)
     rows_in = sum(pq.ParquetFile(f).metadata.num_rows for f in files)

@@ -33,7 +33,7 @@ from typing import Any, BinaryIO
 import torch
 import yaml
 
-from aloe_core.atomic import publish_dir, staging_dir
+from aloe_core.atomic import publish_dir, remove_debris, staging_dir
 from aloe_core.errors import ConfigError, InputError
 from aloe_train.merge import methods
 from aloe_train.merge.card import FileRecord, merge_card
@@ -91,6 +91,7 @@ def run_merge(
     start = time.perf_counter()
     cfg.check()
     out = _destination(cfg, output_dir, overwrite)
+    remove_debris(out)  # a killed earlier merge's staging folder beside it
     models = [SourceModel.open(entry.model) for entry in cfg.inputs()]
     reference = models[[m.model for m in cfg.inputs()].index(cfg.reference_model())]
     check_compatible(models, reference)
