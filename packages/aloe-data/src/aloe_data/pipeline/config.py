@@ -17,6 +17,20 @@ class OutputConfig(StrictModel):
     shard_bytes: int | None = Field(None, gt=0, description="And about this many bytes per file, if set.")
 
 
+class InProcessConfig(StrictModel):
+    """When a tiny input skips Ray (:mod:`aloe_data.pipeline.local` states the rule)."""
+
+    max_rows: int = Field(
+        10_000,
+        ge=0,
+        description="Row-local stages (ingest, clean, template) over at most this many rows run in this "
+        "process, without starting Ray; 0 always uses Ray.",
+    )
+    max_source_bytes: int = Field(
+        8 << 20, ge=0, description="Ingest runs in this process when its source files total at most this."
+    )
+
+
 class PipelineConfig(StrictModel):
     """``aloe data run CONFIG --out DIR``: sources -> 01-ingest -> stages in order -> report."""
 
@@ -24,6 +38,7 @@ class PipelineConfig(StrictModel):
     sources: list[SourceConfig] = Field(min_length=1)
     stages: list[StageConfigUnion] = Field(default_factory=list)  # type: ignore[valid-type]
     output: OutputConfig = OutputConfig()
+    in_process: InProcessConfig = InProcessConfig()
     ray_cpus: int | None = Field(
         None,
         gt=0,

@@ -25,7 +25,9 @@ from aloe_core.config import config_hash
 from aloe_core.manifest import Manifest
 from aloe_core.ray_session import ensure_ray
 from aloe_data import __version__
-from aloe_data.pipeline.config import OutputConfig, PipelineConfig
+from aloe_data.pipeline.config import InProcessConfig, OutputConfig, PipelineConfig
+from aloe_data.pipeline.local import read_tables, run_in_process, runs_in_process, write_in_process
+from aloe_data.pipeline.shard_reader import read_record_shards
 from aloe_data.pipeline.stage import Stage, StageContext
 from aloe_data.pipeline.writer import StageSink, merge_results
 from aloe_data.sources import check_sources
@@ -39,25 +41,57 @@ class InvariantError(RuntimeError):
     """A stage lost or invented rows: rows_in != rows_out + dropped. Always a bug, never user error."""
 
 
-def read_stage_output(out_dir: Path, stage_dir: str, entry: dict[str, Any]) -> ray.data.Dataset:
-    """The kept rows of a finished stage, in file-name order (which is the order they were written)."""
-    paths = [str(out_dir / stage_dir / name) for name in sorted(entry["files"])]
-    if not paths:
-        return ray.data.from_items([])
-    return ray.data.read_parquet(paths, shuffle=None)
+def stage_output_files(out_dir: Path, stage_dir: str, entry: dict[str, Any]) -> list[str]:
+    """The kept-row shards of a finished stage, in file-name order (the order they were written)."""
+    return [str(out_dir / stage_dir / name) for name in sorted(entry["files"])]
 
 
-def write_stage(ds: ray.data.Dataset, target: Path, kind: str, output: OutputConfig) -> dict[str, Any]:
-    """Write an annotated Dataset as shards into ``target`` (built in a temp sibling, then renamed);
-    returns the merged per-file results."""
+def start_ray(ray_cpus: int | None) -> int:
+    """Ray for the stages that need it (started on first use, see :mod:`aloe_data.pipeline.local`);
+    returns the cluster's CPUs."""
+    resources = ensure_ray(ray_cpus)
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    return int(resources.get("CPU", 1))
+
+
+def execute_stage(
+    stage: Stage,
+    input_files: list[str],
+    rows_in: int | None,
+    target: Path,
+    kind: str,
+    output: OutputConfig,
+    limits: InProcessConfig,
+    ray_cpus: int | None = None,
+    *,
+    source_bytes: int | None = None,
+) -> dict[str, Any]:
+    """Run ``stage`` over the shards ``input_files`` (none for ingest) and write its output into ``target``
+    (built in a temp sibling, then renamed); returns the merged per-file results.
+
+    It runs in this process when the input is tiny (:func:`~aloe_data.pipeline.local.runs_in_process`),
+    otherwise on Ray: read tasks sized for the cluster, the stage's Dataset, the shard sink.
+    """
     tmp = target.parent / f".{target.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    sink = StageSink(tmp, kind, output.shard_rows, output.shard_bytes)
-    ds.write_datasink(sink)
+    tables = None
+    if runs_in_process(stage, rows_in, source_bytes, limits, output):
+        ctx = StageContext(kind, target.parent, target.name, cluster_cpus=1)
+        tables = run_in_process(stage, read_tables(input_files), ctx, limits, output)
+    if tables is not None:
+        logger.info("%s: %d rows, run in this process (tiny input)", target.name, sum(len(t) for t in tables))
+        result = write_in_process(tables, tmp, kind, output)
+    else:
+        cpus = start_ray(ray_cpus)
+        ctx = StageContext(kind, target.parent, target.name, cpus)
+        ds = None if stage.reads_sources else read_record_shards(input_files, cpus)
+        sink = StageSink(tmp, kind, output.shard_rows, output.shard_bytes)
+        stage.apply(ds, ctx).write_datasink(sink)
+        result = merge_results(sink.results)
     shutil.rmtree(target, ignore_errors=True)
     tmp.mkdir(parents=True, exist_ok=True)
     tmp.rename(target)
-    return merge_results(sink.results)
+    return result
 
 
 def pipeline_stages(config: PipelineConfig) -> list[Stage]:
@@ -83,14 +117,11 @@ def run_pipeline(
     ``after_stage(stage_dir, entry)`` is called after each stage's entry is recorded (progress display).
     """
     stages = pipeline_stages(config)  # guesses missing source formats, loads templates...
-    check_sources(stages[0].config.sources, config.kind)  # every path and format, before any work
+    plan = check_sources(stages[0].config.sources, config.kind)  # every path and format, before any work
     out_dir = Path(out_dir)
     for path in remove_debris(out_dir):  # what a killed run left: temp files, half-written stages
         logger.info("removed %s, left by an interrupted run", path)
     out_dir.mkdir(parents=True, exist_ok=True)
-    resources = ensure_ray(config.ray_cpus)
-    ray.data.DataContext.get_current().execution_options.preserve_order = True
-    cluster_cpus = int(resources.get("CPU", 1))
     manifest = Manifest.load(out_dir)
     manifest.data.update(
         {"kind": config.kind, "config": config.model_dump(mode="json"), "config_source": config_source}
@@ -98,7 +129,7 @@ def run_pipeline(
     stage_dirs = config.stage_dirs()
     key = config_hash({"kind": config.kind, "v": __version__})
     rows_in: int | None = None
-    ds: ray.data.Dataset | None = None
+    input_files: list[str] = []
     for stage, stage_dir in zip(stages, stage_dirs, strict=True):
         key = stage_key(stage, key)
         entry = manifest.finished(stage_dir, key)
@@ -107,9 +138,13 @@ def run_pipeline(
         else:
             manifest.forget_from(stage_dir)
             manifest.save()
-            ctx = StageContext(config.kind, out_dir, stage_dir, cluster_cpus)
             started = time.perf_counter()
-            result = write_stage(stage.apply(ds, ctx), out_dir / stage_dir, config.kind, config.output)
+            source_bytes = plan.total_bytes() if stage.reads_sources else None
+            target = out_dir / stage_dir
+            result = execute_stage(
+                stage, input_files, rows_in, target, config.kind, config.output, config.in_process,
+                config.ray_cpus, source_bytes=source_bytes,
+            )  # fmt: skip
             entry = stage_entry(
                 stage_dir,
                 key,
@@ -123,7 +158,7 @@ def run_pipeline(
         if after_stage is not None:
             after_stage(stage_dir, entry)
         rows_in = entry["rows_out"]
-        ds = read_stage_output(out_dir, stage_dir, entry)
+        input_files = stage_output_files(out_dir, stage_dir, entry)
     _remove_stale(out_dir, stage_dirs, manifest)
     manifest.save()
     return manifest

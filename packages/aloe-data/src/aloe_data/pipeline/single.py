@@ -13,16 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-import ray.data
 
 from aloe_core.atomic import remove_debris
 from aloe_core.config import config_hash
 from aloe_core.manifest import Manifest
-from aloe_core.ray_session import ensure_ray
 from aloe_core.shards import detect_kind, resolve_inputs
-from aloe_data.pipeline.config import OutputConfig
-from aloe_data.pipeline.runner import stage_entry, write_stage
-from aloe_data.pipeline.stage import Stage, StageContext
+from aloe_data.pipeline.config import InProcessConfig, OutputConfig
+from aloe_data.pipeline.runner import execute_stage, stage_entry
+from aloe_data.pipeline.stage import Stage
 
 
 def run_stage_on_files(
@@ -31,26 +29,27 @@ def run_stage_on_files(
     output: Path,
     output_config: OutputConfig | None = None,
     ray_cpus: int | None = None,
+    in_process: InProcessConfig | None = None,
 ) -> dict[str, Any]:
     """Apply ``stage`` to the Parquet records at ``input_path`` and write the result into ``output``.
 
-    ``ray_cpus`` sizes the local Ray started when none is running and RAY_ADDRESS is not set.
+    ``ray_cpus`` sizes the local Ray started when none is running and RAY_ADDRESS is not set; a tiny
+    input of a row-local stage runs without Ray (:mod:`aloe_data.pipeline.local`).
     """
-    files = resolve_inputs(input_path).files
+    files = [str(f) for f in resolve_inputs(input_path).files]
     kind = detect_kind(files)
-    resources = ensure_ray(ray_cpus)
-    ray.data.DataContext.get_current().execution_options.preserve_order = True
     output = Path(output)
     remove_debris(output)  # what a killed earlier run of this command left
     output.parent.mkdir(parents=True, exist_ok=True)
-    ds = ray.data.read_parquet(files, shuffle=None)
     rows_in = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-    ctx = StageContext(kind, output.parent, output.name, int(resources.get("CPU", 1)))
     started = time.perf_counter()
-    result = write_stage(stage.apply(ds, ctx), output, kind, output_config or OutputConfig())
+    result = execute_stage(
+        stage, files, rows_in, output, kind, output_config or OutputConfig(), in_process or InProcessConfig(),
+        ray_cpus,
+    )  # fmt: skip
     dump = stage.config.model_dump(mode="json")
     entry = stage_entry(output.name, config_hash(dump), rows_in, result, dump, time.perf_counter() - started)
     manifest = Manifest(output)
-    manifest.data.update({"kind": kind, "input": [str(f) for f in files]})
+    manifest.data.update({"kind": kind, "input": files})
     manifest.record(output.name, entry)
     return entry

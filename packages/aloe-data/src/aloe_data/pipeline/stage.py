@@ -14,6 +14,7 @@ itself, its options generated from the config class (:mod:`aloe_data.commands`).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -61,6 +62,9 @@ class Stage(ABC):
     cli_aliases: ClassVar[dict[str, tuple[str, ...]]] = {}
     # Ingest reads its rows from the run's sources instead of an upstream stage (rows_in = rows read).
     reads_sources: ClassVar[bool] = False
+    # Each output row depends on its input row alone, so a tiny input may run in the driver through
+    # `process_tables` instead of on Ray (aloe_data.pipeline.local).
+    row_local: ClassVar[bool] = False
 
     def __init__(self, config: StageConfig) -> None:
         self.config = config
@@ -82,11 +86,16 @@ class Stage(ABC):
     def apply(self, ds: ray.data.Dataset, ctx: StageContext) -> ray.data.Dataset:
         """Return ``ds`` with annotation columns; every input row must come out exactly once."""
 
+    def process_tables(self, tables: Iterable[pa.Table], ctx: StageContext) -> Iterator[pa.Table]:
+        """What :meth:`apply` does, on tables in this process (only for ``row_local`` stages)."""
+        raise NotImplementedError(f"{type(self).__name__} runs on Ray only")
+
 
 class BatchStage(Stage):
     """A stage that looks at one batch at a time (no shuffle): implement :meth:`process`."""
 
     batch_size: ClassVar[int] = 1024
+    row_local = True
 
     @abstractmethod
     def process(self, table: pa.Table, kind: str) -> pa.Table:
@@ -105,3 +114,8 @@ class BatchStage(Stage):
             return out
 
         return ds.map_batches(run, batch_format="pyarrow", batch_size=self.batch_size)
+
+    def process_tables(self, tables: Iterable[pa.Table], ctx: StageContext) -> Iterator[pa.Table]:
+        for table in tables:
+            for start in range(0, table.num_rows, self.batch_size):
+                yield self.process(table.slice(start, self.batch_size), ctx.kind)

@@ -69,6 +69,39 @@ def _cast_known_columns(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return table
 
 
+def write_shards(
+    tables: list[pa.Table],
+    directory: Path,
+    kind: str,
+    task_idx: int,
+    shard_rows: int,
+    shard_bytes: int | None,
+) -> dict[str, Any]:
+    """What one write task does (see the module docstring); also called directly when a tiny stage runs
+    in the driver (:mod:`aloe_data.pipeline.local`), as task 0, so both paths write the same bytes."""
+    tables = [t for t in tables if t.num_rows]
+    result: dict[str, Any] = {"files": {}, "dropped_files": {}, "rows_out": 0, "dropped": {}, "counters": {}}
+    if not tables:
+        return result
+    table, counters = pop_counters(pa.concat_tables(tables, promote_options="default"))
+    result["counters"] = dict(counters)
+    is_dropped = pc.is_valid(table.column(DROP_REASON))
+    kept = table.filter(pc.invert(is_dropped))
+    dropped = table.filter(is_dropped)
+    record_schema = schema_for(kind)
+    kept = kept.select(record_schema.names).cast(record_schema)
+    for seq, piece in enumerate(_split_for_shards(kept, shard_rows, shard_bytes)):
+        name = f"part-{task_idx:05d}-{seq:04d}.parquet"
+        result["files"][name] = _write(piece, directory / name)
+    if dropped.num_rows:
+        dropped = _cast_known_columns(dropped, annotated_schema(kind))
+        name = f"{DROPPED_DIR}/part-{task_idx:05d}.parquet"
+        result["dropped_files"][name] = _write(dropped, directory / name)
+    result["rows_out"] = kept.num_rows
+    result["dropped"] = dict(Counter(dropped.column(DROP_REASON).to_pylist()))
+    return result
+
+
 class StageSink(Datasink[dict[str, Any]]):
     """Datasink that writes one stage's kept and dropped rows (see module docstring)."""
 
@@ -88,33 +121,9 @@ class StageSink(Datasink[dict[str, Any]]):
 
     def write(self, blocks: Iterable[Any], ctx: Any) -> dict[str, Any]:
         tables = [BlockAccessor.for_block(block).to_arrow() for block in blocks]
-        tables = [t for t in tables if t.num_rows]
-        result: dict[str, Any] = {
-            "files": {},
-            "dropped_files": {},
-            "rows_out": 0,
-            "dropped": {},
-            "counters": {},
-        }
-        if not tables:
-            return result
-        table, counters = pop_counters(pa.concat_tables(tables, promote_options="default"))
-        result["counters"] = dict(counters)
-        is_dropped = pc.is_valid(table.column(DROP_REASON))
-        kept = table.filter(pc.invert(is_dropped))
-        dropped = table.filter(is_dropped)
-        record_schema = schema_for(self.kind)
-        kept = kept.select(record_schema.names).cast(record_schema)
-        for seq, piece in enumerate(_split_for_shards(kept, self.shard_rows, self.shard_bytes)):
-            name = f"part-{ctx.task_idx:05d}-{seq:04d}.parquet"
-            result["files"][name] = _write(piece, self.directory / name)
-        if dropped.num_rows:
-            dropped = _cast_known_columns(dropped, annotated_schema(self.kind))
-            name = f"{DROPPED_DIR}/part-{ctx.task_idx:05d}.parquet"
-            result["dropped_files"][name] = _write(dropped, self.directory / name)
-        result["rows_out"] = kept.num_rows
-        result["dropped"] = dict(Counter(dropped.column(DROP_REASON).to_pylist()))
-        return result
+        return write_shards(
+            tables, self.directory, self.kind, ctx.task_idx, self.shard_rows, self.shard_bytes
+        )
 
     def on_write_complete(self, write_result: Any) -> None:
         self.results = [r for r in write_result.write_returns if r is not None]

@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 import ray
+from ray.data._internal.util import infer_compression  # what the Ray read tasks use
 from ray.data.datasource import FileBasedDatasource
 
 from aloe_data.pipeline.annotations import annotated_schema
@@ -62,15 +63,33 @@ class SourcesDatasource(FileBasedDatasource):
 
     def _read_stream(self, f: pa.NativeFile, path: str) -> Iterator[pa.Table]:
         unit = self._unit(path)
-        source = self._sources[unit.source_index]
-        schema = annotated_schema(self._kind)
-        rows: list[dict[str, Any]] = []
-        emitted = False
-        for raw in READERS[unit.container](f):
-            rows.append(to_row(raw, unit.rel, source, self._kind))
-            if len(rows) >= ROWS_PER_BLOCK:
-                yield pa.Table.from_pylist(rows, schema=schema)
-                rows, emitted = [], True
-        if rows or not emitted:
-            # An empty file still yields an empty block, so the Dataset always knows its schema.
+        yield from read_unit(f, unit, self._sources[unit.source_index], self._kind)
+
+
+def read_unit(f: pa.NativeFile, unit: FileUnit, source: SourceConfig, kind: str) -> Iterator[pa.Table]:
+    """The annotated rows of one opened file, in blocks of at most :data:`ROWS_PER_BLOCK` rows."""
+    schema = annotated_schema(kind)
+    rows: list[dict[str, Any]] = []
+    emitted = False
+    for raw in READERS[unit.container](f):
+        rows.append(to_row(raw, unit.rel, source, kind))
+        if len(rows) >= ROWS_PER_BLOCK:
             yield pa.Table.from_pylist(rows, schema=schema)
+            rows, emitted = [], True
+    if rows or not emitted:
+        # An empty file still yields an empty block, so the Dataset always knows its schema.
+        yield pa.Table.from_pylist(rows, schema=schema)
+
+
+def read_units_in_process(
+    units: list[FileUnit], sources: list[SourceConfig], kind: str, filesystem: pafs.FileSystem
+) -> Iterator[pa.Table]:
+    """Every file's blocks, in order, read in this process (tiny inputs, :mod:`aloe_data.pipeline.local`):
+    the rows :class:`SourcesDatasource` gives, without Ray (constructing the datasource starts Ray)."""
+    for unit in units:
+        if unit.container == "parquet":
+            handle = filesystem.open_input_file(unit.path)
+        else:
+            handle = filesystem.open_input_stream(unit.path, compression=infer_compression(unit.path))
+        with handle:
+            yield from read_unit(handle, unit, sources[unit.source_index], kind)

@@ -26,6 +26,10 @@ class SourcePlan:
     def files_of(self, source_index: int) -> list[FileUnit]:
         return [u for u in self.units if u.source_index == source_index]
 
+    def total_bytes(self) -> int:
+        """Bytes of every file (as stored: compressed files count compressed)."""
+        return sum(info.size or 0 for info in self.filesystem.get_file_info([u.path for u in self.units]))
+
 
 def _check_kind(source: SourceConfig, kind: str) -> None:
     if source.format is None:

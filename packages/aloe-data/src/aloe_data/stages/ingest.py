@@ -11,13 +11,19 @@ Sources without a ``format`` get one guessed from their first rows when the stag
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Literal
 
-import ray.data
 from pydantic import Field
 
 from aloe_data.pipeline.stage import Stage, StageConfig, StageContext
 from aloe_data.sources import SourceConfig, read_sources, resolve_formats
+from aloe_data.sources.datasource import read_units_in_process
+from aloe_data.sources.read import check_sources
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import ray.data
 
 
 class IngestConfig(StageConfig):
@@ -35,5 +41,12 @@ class IngestStage(Stage):
     def __init__(self, config: IngestConfig) -> None:
         super().__init__(config.model_copy(update={"sources": resolve_formats(config.sources)}))
 
+    row_local = True
+
     def apply(self, ds: ray.data.Dataset | None, ctx: StageContext) -> ray.data.Dataset:
         return read_sources(self.config.sources, ctx.kind)
+
+    def process_tables(self, tables: Iterable[pa.Table], ctx: StageContext) -> Iterator[pa.Table]:
+        """The rows of every source read in this process (``tables`` is empty: ingest has no input)."""
+        plan = check_sources(self.config.sources, ctx.kind)
+        return read_units_in_process(plan.units, self.config.sources, ctx.kind, plan.filesystem)
