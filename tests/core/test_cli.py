@@ -96,7 +96,8 @@ def test_a_command_imports_only_what_its_group_needs(command, absent):
     of start-up) is never loaded; nor is Ray Data by `aloe infer`."""
     code = (
         "import sys\nfrom aloe_core.cli import main\n"
-        f"try:\n    main({[*command.split(), '--help']!r})\nexcept SystemExit as exc:\n    assert exc.code == 0\n"
+        f"try:\n    main({[*command.split(), '--help']!r})\n"
+        "except SystemExit as exc:\n    assert exc.code == 0\n"
         f"print({absent!r} in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

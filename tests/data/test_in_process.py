@@ -76,7 +76,8 @@ def test_tiny_run_writes_the_same_files_in_process_as_on_ray(ray_session, tiny_s
 def test_aloe_data_ingest_of_a_small_file_never_starts_ray(tiny_sample, tmp_path):
     code = (
         "import sys, ray\nfrom aloe_core.cli import main\n"
-        "try:\n    main(sys.argv[1:])\nexcept SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
+        "try:\n    main(sys.argv[1:])\n"
+        "except SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
         "print('ray started:', ray.is_initialized())"
     )
     source = tiny_sample / "chat" / "openai.jsonl"
