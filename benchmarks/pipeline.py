@@ -1,15 +1,37 @@
-"""Throughput of the whole data pipeline (ingest -> clean -> exact dedup) on 1 vs 2 CPUs.
+"""Throughput of the whole data pipeline on 1 vs 2 pinned CPUs, and datatrove on the same rows.
 
     uv run python benchmarks/pipeline.py --rows 200000
 
-Writes the embedded corpus once, then runs the sample sft pipeline in a fresh process (fresh local Ray)
-per CPU count, and prints rows/s (input rows / wall seconds of the run) and the 2-vs-1 CPU ratio.
+1. Writes the embedded corpus once (``--rows`` rows across every layout; the sft run gets 85% of them).
+2. Runs the sample sft pipeline (ingest, clean, exact dedup, fuzzy dedup, decontaminate) in a fresh
+   process per CPU count, **pinned**: the child sets its CPU affinity to the first N cores before it
+   starts Ray, so Ray's GCS, raylet and every worker inherit it and "1 vs 2 CPUs" compares machines of
+   1 and 2 cores (not just Ray's logical CPU count). Ray is started before the first stage, so stage
+   seconds are the stages' own; the wall time includes Ray's start. Prints rows/s per stage and in
+   total, and the 2-vs-1 ratio.
+3. datatrove 0.10.1 (not a dependency of aloe: installed by ``uv run --with`` into a throwaway
+   environment, like ``benchmarks/minhash.py`` does) runs the steps both have, on the ingested sft rows
+   written as JSONL (``{"id", "text"}``, text = the messages joined, in as many files as CPUs x 4 so its
+   file-sharded tasks can all work), with ``LocalPipelineExecutor(tasks=N, workers=N)`` pinned to the
+   same N cores:
+
+   * its ``JsonlReader`` alone, against our ingest stage (which also parses 7 layouts, validates each
+     row and writes Parquet);
+   * ``JsonlReader`` + ``PIIFormatter`` (emails and IPs), against our clean stage (which also normalises
+     Unicode and whitespace, masks emails, URLs and phones, identifies the language and applies the
+     length and repetition rules);
+   * its exact dedup (``ExactDedupSignature``, ``ExactFindDedups``, ``ExactDedupFilter``: three passes,
+     two reads), against our exact dedup stage.
+
+   datatrove gets no writer (it would only add time to its side). MinHash is compared in
+   ``benchmarks/minhash.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -17,26 +39,102 @@ import tempfile
 import time
 from pathlib import Path
 
+DATATROVE = ["--with", "datatrove==0.10.1", "--with", "xxhash<3.5"]  # see benchmarks/minhash.py for xxhash
+STEPS = {  # our stage -> the datatrove step it is compared with
+    "01-ingest": "read",
+    "02-clean": "pii",
+    "03-exact-dedup": "exact_dedup",
+}
+
+
+def pin(cpus: int) -> None:
+    """Restrict this process (and everything it starts from now on) to the first ``cpus`` cores."""
+    available = sorted(os.sched_getaffinity(0))
+    if len(available) < cpus:
+        raise SystemExit(f"{cpus} CPUs asked, {len(available)} available")
+    os.sched_setaffinity(0, set(available[:cpus]))
+
 
 def run_once(sample_dir: Path, out_dir: Path, num_cpus: int) -> None:
-    """Child process: one pipeline run on a fresh local Ray with ``num_cpus`` CPUs."""
+    """Child process: one pinned pipeline run on a fresh local Ray with ``num_cpus`` CPUs."""
+    pin(num_cpus)
     from aloe_core.config import validate_config
+    from aloe_core.ray_session import ensure_ray
     from aloe_data.pipeline.config import PipelineConfig
     from aloe_data.pipeline.runner import run_pipeline
     from aloe_fixtures.demo import sample_pipeline
 
-    raw = sample_pipeline(sample_dir, "sft") | {"ray_cpus": num_cpus, "output": {"shard_rows": 50_000}}
+    started = time.perf_counter()
+    ensure_ray(num_cpus, log_to_driver=False)
+    ray_seconds = time.perf_counter() - started
+    raw = sample_pipeline(sample_dir, "sft") | {"ray_cpus": num_cpus, "report": False}
     manifest = run_pipeline(validate_config(PipelineConfig, raw), out_dir)
     stages = list(manifest.stages.values())
-    print(
-        json.dumps(
-            {
-                "rows_in": stages[0]["rows_in"],
-                "rows_out": stages[-1]["rows_out"],
-                "stage_seconds": {s["stage"]: s["seconds"] for s in stages},
-            }
-        )
+    summary = {
+        "rows_in": stages[0]["rows_in"],
+        "rows_out": stages[-1]["rows_out"],
+        "ray_start": ray_seconds,
+        "stages": {s["stage"]: {"seconds": s["seconds"], "rows_in": s["rows_in"]} for s in stages},
+    }
+    print(json.dumps(summary))
+
+
+def export_for_datatrove(stage_dir: Path, out: Path, files: int) -> int:
+    """The kept rows of our ingest as datatrove JSONL documents, split into ``files`` files."""
+    import pyarrow.parquet as pq
+
+    rows = [r for f in sorted(stage_dir.glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+    out.mkdir(parents=True, exist_ok=True)
+    handles = [(out / f"part-{i:03d}.jsonl").open("w", encoding="utf-8") for i in range(files)]
+    for i, row in enumerate(rows):
+        text = "\n".join(m["content"] for m in row["messages"])
+        handles[i * files // len(rows)].write(json.dumps({"id": row["id"], "text": text}) + "\n")
+    for handle in handles:
+        handle.close()
+    return len(rows)
+
+
+def datatrove_worker(folder: Path, work: Path, cpus: int) -> None:
+    """Runs inside the throwaway datatrove environment, pinned; prints JSON {step: seconds}."""
+    pin(cpus)
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.dedup.exact_dedup import (
+        ExactDedupConfig,
+        ExactDedupFilter,
+        ExactDedupSignature,
+        ExactFindDedups,
     )
+    from datatrove.pipeline.formatters import PIIFormatter
+    from datatrove.pipeline.readers import JsonlReader
+
+    def run(name: str, pipeline: list, tasks: int = cpus) -> float:
+        started = time.perf_counter()
+        LocalPipelineExecutor(
+            pipeline=pipeline, tasks=tasks, workers=tasks, logging_dir=str(work / "logs" / name)
+        ).run()
+        return time.perf_counter() - started
+
+    def reader() -> JsonlReader:
+        return JsonlReader(str(folder))
+
+    config = ExactDedupConfig(content_getter=lambda doc: doc.text)
+    seconds = {
+        "read": run("read", [reader()]),
+        "pii": run("pii", [reader(), PIIFormatter()]),
+        "exact_dedup": run("signature", [reader(), ExactDedupSignature(str(work / "sigs"), config=config)])
+        + run("find", [ExactFindDedups(str(work / "sigs"), str(work / "dups"), config=config)], tasks=1)
+        + run("filter", [reader(), ExactDedupFilter(str(work / "dups"), config=config)]),
+    }
+    print(json.dumps(seconds))
+
+
+def bench_datatrove(folder: Path, work: Path, cpus: int) -> dict[str, float]:
+    cmd = [
+        "uv", "run", "--no-project", "--quiet", *DATATROVE, "python", str(Path(__file__).resolve()),
+        "--datatrove-worker", str(folder), str(work), str(cpus),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd="/tmp")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -45,10 +143,17 @@ def main() -> None:
     )
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--cpus", default="1,2", help="comma-separated CPU counts to compare")
+    parser.add_argument("--skip-datatrove", action="store_true")
     parser.add_argument("--child", nargs=3, metavar=("SAMPLE", "OUT", "CPUS"), help=argparse.SUPPRESS)
+    parser.add_argument("--datatrove-worker", nargs=3, metavar=("IN", "WORK", "CPUS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         run_once(Path(args.child[0]), Path(args.child[1]), int(args.child[2]))
+        return
+    if args.datatrove_worker:
+        datatrove_worker(
+            Path(args.datatrove_worker[0]), Path(args.datatrove_worker[1]), int(args.datatrove_worker[2])
+        )
         return
     from aloe_fixtures.corpus import write_sample
 
@@ -56,8 +161,8 @@ def main() -> None:
     try:
         started = time.perf_counter()
         write_sample(work / "sample", rows=args.rows, seed=0)
-        print(f"corpus: {args.rows} rows written in {time.perf_counter() - started:.1f}s")
-        results = {}
+        print(f"corpus: {args.rows} rows written in {time.perf_counter() - started:.1f}s", flush=True)
+        results: dict[int, dict] = {}
         for cpus in [int(c) for c in args.cpus.split(",")]:
             started = time.perf_counter()
             child = [
@@ -69,16 +174,47 @@ def main() -> None:
                 str(cpus),
             ]
             output = subprocess.run(child, check=True, capture_output=True, text=True).stdout
-            seconds = time.perf_counter() - started
             summary = json.loads(output.strip().splitlines()[-1])
-            results[cpus] = summary["rows_in"] / seconds
+            summary["wall"] = time.perf_counter() - started
+            results[cpus] = summary
+            per_stage = ", ".join(
+                f"{name[3:]} {s['seconds']:.1f}s ({s['rows_in'] / max(s['seconds'], 1e-9):,.0f} rows/s)"
+                for name, s in summary["stages"].items()
+            )
             print(
-                f"{cpus} CPU: {summary['rows_in']} rows in -> {summary['rows_out']} out, {seconds:.1f}s, "
-                f"{results[cpus]:.0f} rows/s; stages: {summary['stage_seconds']}"
+                f"{cpus} CPU (pinned): {summary['rows_in']} rows in -> {summary['rows_out']} out, "
+                f"wall {summary['wall']:.1f}s incl. Ray start {summary['ray_start']:.1f}s: "
+                f"{summary['rows_in'] / summary['wall']:,.0f} rows/s; stages: {per_stage}",
+                flush=True,
             )
         counts = sorted(results)
         if len(counts) > 1:
-            print(f"ratio {counts[-1]} vs {counts[0]} CPU: {results[counts[-1]] / results[counts[0]]:.2f}x")
+            lo, hi = results[counts[0]], results[counts[-1]]
+            stage_sum = {c: sum(s["seconds"] for s in results[c]["stages"].values()) for c in counts}
+            print(
+                f"ratio {counts[-1]} vs {counts[0]} CPU: wall {lo['wall'] / hi['wall']:.2f}x, "
+                f"stages alone {stage_sum[counts[0]] / stage_sum[counts[-1]]:.2f}x; per stage: "
+                + ", ".join(
+                    f"{name[3:]} {lo['stages'][name]['seconds'] / max(s['seconds'], 1e-9):.2f}x"
+                    for name, s in hi["stages"].items()
+                )
+            )
+        if not args.skip_datatrove:
+            for cpus in counts:
+                docs = export_for_datatrove(
+                    work / f"run-{cpus}" / "01-ingest", work / "dt-in", files=4 * cpus
+                )
+                theirs = bench_datatrove(work / "dt-in", work / f"dt-work-{cpus}", cpus)
+                shutil.rmtree(work / "dt-in")
+                ours = results[cpus]["stages"]
+                print(f"datatrove 0.10.1 vs aloe, {cpus} CPU (pinned), {docs} documents:")
+                for stage, step in STEPS.items():
+                    rows, seconds = ours[stage]["rows_in"], ours[stage]["seconds"]
+                    print(
+                        f"  {step:12s} datatrove {theirs[step]:6.1f}s ({docs / theirs[step]:8,.0f} docs/s)   "
+                        f"aloe {stage[3:]} {seconds:6.1f}s ({rows / seconds:8,.0f} rows/s)   "
+                        f"aloe {theirs[step] / seconds * rows / docs:.2f}x"
+                    )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

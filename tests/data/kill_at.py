@@ -3,9 +3,10 @@
     python tests/data/kill_at.py POINT NAME N -- data run CONFIG --out OUT
 
 POINT is where: ``replace`` (inside an atomic file write: the temp file is complete, ``os.replace``
-has not run) or ``rename`` (a finished temporary folder is about to be renamed into place). NAME is the
-file or folder name the write targets (``manifest.json``, ``03-exact-dedup``); the kill happens at its
-N-th such write (1-based). Patching the two calls lands the kill exactly there, with no timing luck.
+has not run), ``replaced`` (just after that ``os.replace``: the write is complete) or ``rename`` (a
+finished temporary folder is about to be renamed into place). NAME is the file or folder name the
+write targets (``manifest.json``, ``03-exact-dedup``); the kill happens at its N-th such write
+(1-based). Patching the two calls lands the kill exactly there, with no timing luck.
 """
 
 from __future__ import annotations
@@ -26,13 +27,16 @@ def main() -> None:
         seen += 1
         return seen == int(nth)
 
-    if point == "replace":
+    if point in ("replace", "replaced"):
         original_replace = os.replace
 
         def replace(src, dst, *args, **kwargs):
-            if pathlib.Path(dst).name == name and hit():
+            target = pathlib.Path(dst).name == name and hit()
+            if target and point == "replace":
                 os.kill(os.getpid(), signal.SIGKILL)
-            return original_replace(src, dst, *args, **kwargs)
+            original_replace(src, dst, *args, **kwargs)
+            if target:
+                os.kill(os.getpid(), signal.SIGKILL)
 
         os.replace = replace
     elif point == "rename":

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,8 @@ import yaml
 from aloe_core.atomic import is_debris
 from aloe_fixtures.corpus import write_sample
 from aloe_fixtures.demo import sample_pipeline
+
+pytestmark = pytest.mark.slow  # five pipeline runs and three kills: CI's second step
 
 KILL_AT = Path(__file__).with_name("kill_at.py")
 STAGES = ["01-ingest", "02-clean", "03-exact-dedup", "04-fuzzy-dedup", "05-decontaminate"]
@@ -77,21 +78,16 @@ def entries(out: Path) -> dict:
 
 
 def test_killed_run_resumes_to_identical_shards(ray_session, config_file, reference, tmp_path):
-    address = ray_session.get_runtime_context().gcs_address
     killed = tmp_path / "killed"
-    process = aloe(["data", "run", str(config_file), "--out", str(killed)], address)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and process.poll() is None:
-        manifest = killed / "manifest.json"
-        if manifest.is_file() and len(json.loads(manifest.read_text()).get("stages", {})) >= 2:
-            break
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    args = ["data", "run", str(config_file), "--out", str(killed)]
+    # SIGKILL right after the manifest write that recorded 02-clean: between two stages.
+    kill = ["replaced", "manifest.json", "4", "--", *args]
+    process = aloe(kill, address(ray_session), prefix=(str(KILL_AT),))
+    assert process.wait() == -signal.SIGKILL
     assert list(entries(killed)) == ["01-ingest", "02-clean"], "the run was not killed after its second stage"
     before = entries(killed)
 
-    assert aloe(["data", "run", str(config_file), "--out", str(killed)], address).wait() == 0
+    assert aloe(args, address(ray_session)).wait() == 0
     after = entries(killed)
     assert {k: after[k] for k in before} == before  # finished stages were not redone
     assert_same_bytes(killed, reference)
