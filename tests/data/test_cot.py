@@ -179,6 +179,7 @@ def stage_run(ray_session, tiny_model_dir, tmp_path_factory):
     return tmp_path, inputs, config, entry
 
 
+@pytest.mark.slow  # generation in Ray actors end to end: CI's second step
 def test_cot_stage_end_to_end_through_ray(stage_run, tiny_model_dir):
     tmp_path, inputs, _, entry = stage_run
     kept, dropped = read_output(tmp_path / "out")
@@ -219,6 +220,7 @@ def test_rerun_takes_every_row_from_chunks(stage_run):
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "chunks").rglob("*.parquet")} == chunk_files
 
 
+@pytest.mark.slow  # generation in Ray actors end to end: CI's second step
 def test_killed_actor_is_restarted_and_no_row_is_lost_or_duplicated(ray_session, tiny_model_dir, tmp_path):
     rows = [mcqa_row(i, ["yes", "no"], "AB"[i % 2]) for i in range(24)]
     pq.write_table(to_table(rows, "sft"), tmp_path / "in.parquet")

@@ -26,6 +26,8 @@ from aloe_train.dpo.data import collate_pairs, tokenize_pairs
 from aloe_train.dpo.recipe import pair_logps, run_dpo
 from aloe_train.metrics import read_metrics
 
+pytestmark = pytest.mark.slow  # a two-stage DPO run on 2 workers (module fixture): CI's second step
+
 GENERAL = ["factual", "unhelpful"]
 SAFETY = ["safety_refusal", "unsafe_advice"]
 

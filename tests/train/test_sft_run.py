@@ -71,6 +71,7 @@ def train_records(out: str) -> list[dict[str, Any]]:
     return [r for r in read_metrics(Path(out) / "metrics.jsonl") if "loss" in r]
 
 
+@pytest.mark.slow  # a two-worker SFT run (module fixture): CI's second step
 def test_two_workers_loss_falls_and_the_export_generates(reference, tiny_model_dir):
     config, summary = reference
     records = train_records(config.output_dir)
@@ -98,6 +99,7 @@ def test_two_workers_loss_falls_and_the_export_generates(reference, tiny_model_d
     assert str(config.data.path) in card and "base_model: " + str(tiny_model_dir) in card
 
 
+@pytest.mark.slow  # a two-worker SFT run (module fixture): CI's second step
 def test_the_export_equals_the_final_sharded_checkpoint(reference, tmp_path):
     from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 
@@ -109,6 +111,7 @@ def test_the_export_equals_the_final_sharded_checkpoint(reference, tmp_path):
     assert all(torch.equal(exported[k], state[k]) for k in exported)
 
 
+@pytest.mark.slow  # a two-worker SFT run (module fixture): CI's second step
 def test_every_train_sample_is_trained_exactly_once(reference):
     """Every kept train sample is trained once per epoch: nothing lost at the end of a shard or in the
     padding, nothing doubled (shards of different lengths are covered by test_sft_batching.py)."""
@@ -160,6 +163,7 @@ def oracle_losses(model, tokenizer, rows: list[list[dict]]) -> tuple[float, floa
     return packed_sum, unpacked_sum, count
 
 
+@pytest.mark.slow  # a two-worker SFT run (module fixture): CI's second step
 def test_first_step_loss_equals_a_plain_transformers_forward(reference, tiny_model_dir, data_run):
     """Step 1's loss (FSDP, 2 ranks, 2 micro-batches each, global token normalisation) equals the loss of a
     single-process transformers forward over the same packed rows: |diff| <= 1e-5 in fp32."""
