@@ -3,8 +3,8 @@
 Wave 1 (one Ray task per few blocks): split each block by ``key % num_partitions`` into
 ``num_partitions`` tables (``num_returns=num_partitions``). Wave 2 (one task per partition): concatenate
 that partition's pieces from every wave-1 task, so every row with a given key is in one table, and apply
-``reduce_fn`` to it. Keys must already be well-mixed hashes (LSH band keys are), so the modulo spreads
-them evenly.
+``reduce_fn`` to it. Keys must already be well-mixed hashes (LSH band keys and exact dedup's content
+digests are), so the modulo spreads them evenly.
 
 Why not Ray Data's ``repartition(keys=...)`` / ``groupby``: their all-to-all operators run shuffle
 tasks in a dedicated worker pool (its own runtime env) and aggregator actors. On small clusters the
@@ -27,6 +27,13 @@ import ray
 import ray.data
 
 ReduceFn = Callable[[pa.Table], pa.Table]
+MAX_DEFAULT_PARTITIONS = 200  # Ray Data's default_hash_shuffle_parallelism
+
+
+def default_num_partitions(cpus: int) -> int:
+    """Partitions for a cluster of ``cpus`` CPUs: two per CPU, so one slow reduce task does not leave the
+    other CPUs idle, and at most :data:`MAX_DEFAULT_PARTITIONS` objects per wave-1 task."""
+    return max(1, min(MAX_DEFAULT_PARTITIONS, 2 * cpus))
 
 
 def group_by_key(

@@ -56,7 +56,7 @@ from aloe_core.errors import AloeError, InputError
 from aloe_core.text import jaccard
 from aloe_data.dedup.clusters import UnionFind, choose_kept, union_verified_buckets
 from aloe_data.dedup.config import MinHashConfig
-from aloe_data.dedup.exchange import group_by_key
+from aloe_data.dedup.exchange import default_num_partitions, group_by_key
 from aloe_data.dedup.lsh import band_keys, bucket_star_edges, empty_edges
 from aloe_data.dedup.minhash import EMPTY, estimated_jaccard, signatures
 from aloe_data.dedup.rows import TextFn, answer_lengths, check_utf8, matching_texts, quality_scores
@@ -64,7 +64,6 @@ from aloe_data.dedup.shingles import shingle_set
 from aloe_data.pipeline.broadcast import IdIndex, index_by_id, worker_get
 
 DROP_REASON = "near_duplicate"
-_MAX_DEFAULT_PARTITIONS = 200  # Ray Data's default_hash_shuffle_parallelism
 
 
 def near_duplicates(
@@ -142,8 +141,7 @@ def _candidate_edges(
         fn_kwargs={"config": config, "bands": bands, "rows": rows, "text_fn": text_fn},
     )
     if num_partitions is None:
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        num_partitions = max(1, min(_MAX_DEFAULT_PARTITIONS, 2 * cpus))
+        num_partitions = default_num_partitions(int(ray.cluster_resources().get("CPU", 1)))
     with _user_errors(keyed):
         tables = group_by_key(keyed, "band_key", num_partitions, _partition_edges)
     return pa.concat_tables(tables) if tables else empty_edges(pa.string())

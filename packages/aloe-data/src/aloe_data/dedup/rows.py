@@ -1,8 +1,11 @@
-"""What fuzzy dedup reads from a batch of rows: the compared text, the answer length, the quality score.
+"""What dedup reads from a batch of rows: the compared text, the answer length, the quality score.
 
-Each function takes a pyarrow Table batch (any record kind) and returns one value per row, vectorised
-where the schema allows and falling back to the per-row definitions of :mod:`aloe_core.text` otherwise,
-so the result is always exactly what :func:`aloe_core.text.matching_text` would give.
+Each function takes a pyarrow Table batch (any record kind) and returns one value per row, computed in
+Arrow (and, for normalisation, :func:`aloe_data.dedup.normalize.normalize_strings`) for the sft, mcqa
+and preference layouts, and falling back to the per-row definitions of :mod:`aloe_core.text` for rows
+the vectorised path cannot take (null fields, which the definition rejects) and unknown layouts, so the
+result is always exactly what :func:`aloe_core.text.matching_text` would give. Fuzzy dedup shingles
+:func:`matching_texts`; exact dedup hashes :func:`normalized_matching_texts`.
 
 Invalid UTF-8: Arrow does not validate strings read from Parquet, so a shard written by other tools can
 hold bytes that are not UTF-8 (aloe's own readers quarantine such rows as ``malformed``).
@@ -22,6 +25,7 @@ import pyarrow.compute as pc
 
 from aloe_core.errors import InputError
 from aloe_core.text import matching_text
+from aloe_data.dedup.normalize import normalize_strings
 
 TextFn = Callable[[pa.Table], Sequence[str]]
 
@@ -33,30 +37,103 @@ def _list_values(column: pa.ChunkedArray | pa.Array) -> tuple[pa.ListArray, np.n
     return array, offsets
 
 
-def _message_contents(table: pa.Table) -> pa.ListArray:
-    """``messages`` as list<string> of contents (same offsets, nulls where a message list is null)."""
-    messages, _ = _list_values(table["messages"])
+def _contents(column: pa.ChunkedArray | pa.Array) -> pa.ListArray:
+    """A list<struct<role, content>> column as list<string> of contents (same offsets and nulls)."""
+    messages, _ = _list_values(column)
     contents = pc.struct_field(messages.values, "content")
     return pa.ListArray.from_arrays(messages.offsets, contents, mask=messages.is_null())
 
 
-def matching_texts(table: pa.Table) -> list[str]:
-    """:func:`aloe_core.text.matching_text` of every row.
+def _with_element(lists: pa.ListArray, extra: pa.Array, first: bool) -> pa.ListArray:
+    """Each row's list with ``extra[row]`` added first (or last): the matching text of an MCQA item is
+    its question then its options, that of a preference row its prompt then ``chosen``."""
+    offsets = lists.offsets.to_numpy().astype(np.int64)
+    values = lists.values.slice(offsets[0], offsets[-1] - offsets[0])
+    n, m = len(extra), len(values)
+    grown = offsets - offsets[0] + np.arange(n + 1)
+    extra_at = grown[:-1] if first else grown[1:] - 1
+    source = np.empty(n + m, dtype=np.int64)  # position in concat([values, extra]) of each output value
+    is_extra = np.zeros(n + m, dtype=bool)
+    is_extra[extra_at] = True
+    source[extra_at] = m + np.arange(n)
+    source[~is_extra] = np.arange(m)
+    merged = pa.concat_arrays([values, extra.cast(values.type)]).take(pa.array(source))
+    return pa.ListArray.from_arrays(pa.array(grown, pa.int32()), merged, mask=lists.is_null())
 
-    Plain conversation rows (``messages`` without an ``mcqa`` item) are joined in Arrow; MCQA items,
-    preference rows and anything else go through the per-row definition.
-    """
+
+def _sorted_within_rows(lists: pa.ListArray) -> pa.ListArray:
+    """Each row's strings in ascending order (Arrow compares UTF-8 bytes, which orders strings by code
+    point, as Python's ``sorted`` does)."""
+    offsets = lists.offsets.to_numpy().astype(np.int64)
+    values = lists.values.slice(offsets[0], offsets[-1] - offsets[0])
+    row_of = np.repeat(np.arange(len(lists)), np.diff(offsets))
+    order = pc.sort_indices(
+        pa.table({"row": row_of, "value": values}), sort_keys=[("row", "ascending"), ("value", "ascending")]
+    )
+    relative = pa.array(offsets - offsets[0], pa.int32())
+    return pa.ListArray.from_arrays(relative, values.take(order), mask=lists.is_null())
+
+
+def _mcqa_texts(question: pa.Array | pa.ChunkedArray, options: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """:func:`aloe_core.text.mcqa_matching_text` of every item: the normalised question, then the
+    normalised option texts sorted, joined by newlines (a null options list counts as no options)."""
+    options, _ = _list_values(options)
+    options = pc.fill_null(options, pa.scalar([], options.type))
+    offsets = options.offsets.to_numpy().astype(np.int64)
+    flat = options.values.slice(offsets[0], offsets[-1] - offsets[0])
+    texts = normalize_strings(pc.struct_field(flat, "text"))
+    relative = pa.array(offsets - offsets[0], pa.int32())
+    sorted_texts = _sorted_within_rows(pa.ListArray.from_arrays(relative, texts))
+    question = question.combine_chunks() if isinstance(question, pa.ChunkedArray) else question
+    return pc.binary_join(_with_element(sorted_texts, normalize_strings(question), first=True), "\n")
+
+
+def _conversation_texts(table: pa.Table) -> pa.Array | None:
+    """The matching text by the table's layout, ignoring the ``mcqa`` column (None: no known layout)."""
     names = set(table.column_names)
-    if "messages" not in names or {"question", "options"} <= names:
-        return [matching_text(row) for row in table.to_pylist()]
-    joined = pc.binary_join(_message_contents(table), "\n")
-    per_row = pc.is_null(joined)
-    if "mcqa" in names:
-        per_row = pc.or_(per_row, pc.is_valid(table["mcqa"]))
-    texts = joined.to_pylist()
-    for i in np.flatnonzero(per_row.to_numpy(zero_copy_only=False)).tolist():
-        texts[i] = matching_text(table.slice(i, 1).to_pylist()[0])
-    return texts
+    if {"question", "options"} <= names:
+        return _mcqa_texts(table["question"], table["options"])
+    if "messages" in names:
+        return pc.binary_join(_contents(table["messages"]), "\n")
+    if {"prompt", "chosen"} <= names:
+        chosen = table["chosen"].combine_chunks()
+        return pc.binary_join(_with_element(_contents(table["prompt"]), chosen, first=False), "\n")
+    return None
+
+
+def matching_text_array(table: pa.Table) -> pa.Array:
+    """:func:`aloe_core.text.matching_text` of every row, as an Arrow string array, computed in Arrow.
+
+    Same precedence as the definition: a non-null ``mcqa`` item, else the row's own question and
+    options, else its messages, else prompt + chosen. Rows the vectorised path leaves null (a null
+    message list, question or option text) go through the definition, so they fail as it does.
+    """
+    texts = _conversation_texts(table)
+    if texts is None:
+        return pa.array([matching_text(row) for row in table.to_pylist()], pa.string())
+    if "mcqa" in table.column_names:
+        item = table["mcqa"].combine_chunks()
+        from_item = _mcqa_texts(pc.struct_field(item, "question"), pc.struct_field(item, "options"))
+        texts = pc.if_else(pc.is_valid(item), from_item, texts)
+    per_row = np.flatnonzero(pc.is_null(texts).to_numpy(zero_copy_only=False))
+    if not len(per_row):
+        return texts
+    fixed = [matching_text(table.slice(i, 1).to_pylist()[0]) for i in per_row.tolist()]
+    return pc.replace_with_mask(texts, pc.is_null(texts), pa.array(fixed, texts.type))
+
+
+def matching_texts(table: pa.Table) -> list[str]:
+    """:func:`aloe_core.text.matching_text` of every row (what fuzzy dedup shingles)."""
+    return matching_text_array(table).to_pylist()
+
+
+def normalized_matching_texts(table: pa.Table) -> pa.Array:
+    """``normalize_for_matching(matching_text(row))`` of every row: the text exact dedup compares.
+
+    The definition normalises the whole matching text once more (an MCQA item's newlines become
+    spaces); that second pass is applied to the joined array here too, so the result is exactly it.
+    """
+    return normalize_strings(matching_text_array(table))
 
 
 def answer_lengths(table: pa.Table) -> np.ndarray:
