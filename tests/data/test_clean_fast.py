@@ -6,6 +6,7 @@ every config variant that changes what runs; and the pieces it is built from kee
 from __future__ import annotations
 
 import itertools
+import random
 import re
 import sys
 import unicodedata
@@ -23,7 +24,13 @@ from aloe_core.schemas import dumps_meta
 from aloe_core.text import normalize_for_matching
 from aloe_data.pipeline.annotations import annotated_schema
 from aloe_data.stages import pii
-from aloe_data.stages.arrow_text import digit_class, python_class, utf8_buffers, whitespace_class
+from aloe_data.stages.arrow_text import (
+    digit_class,
+    may_change_under,
+    python_class,
+    utf8_buffers,
+    whitespace_class,
+)
 from aloe_data.stages.clean import (
     _CANDIDATE_LANGUAGES,
     _CONTROL,
@@ -298,6 +305,22 @@ def test_re2_classes_are_pythons():
     assert _re2_set(chars, python_class(_is_odd_space)) == {c for c in every if _is_odd_space(c)}
     # The URL prefilter looks for "www." as [wW]{3}: IGNORECASE folds no other character to "w".
     assert {c for c in every if re.fullmatch("w", c, re.IGNORECASE)} == {"w", "W"}
+
+
+@pytest.mark.parametrize("form", ["NFC", "NFKC"])
+def test_strings_without_unstable_characters_are_normalised(form):
+    """Unicode's quick check: no character that changes alone, combines or composes with the previous one
+    means the string is in normal form. Checked on every such character and on random strings of them
+    mixed with letters that start compositions."""
+    chars = _all_chars()
+    stable = chars.filter(pc.invert(pc.match_substring_regex(chars, may_change_under(form)))).to_pylist()
+    assert all(unicodedata.is_normalized(form, c) for c in stable)
+    rng = random.Random(0)
+    starters = [c for c in "aeiouAEIOUcnsyzCNSYZ" + "ăâêôơưåæøçñ" + "\u0915\u09c7\u0b47\u1100\uac00"]
+    pool = stable[:2000] + rng.sample(stable, 5000) + starters * 50
+    for _ in range(20_000):
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(2, 6)))
+        assert unicodedata.is_normalized(form, text), ascii(text)
 
 
 @pytest.mark.parametrize("form", ["NFC", "NFKC", "none"])

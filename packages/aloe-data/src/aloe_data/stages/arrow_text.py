@@ -3,16 +3,19 @@
 pyarrow.compute's RE2 kernels are fast, but RE2's ``\\s``, ``\\d`` and ``\\b`` are not Python's, and
 some Python patterns (look-arounds) cannot be written in RE2 at all. The batched stages therefore use RE2
 only where its answer provably equals Python's: character classes built here from Python's own
-predicates (``str.isspace``, ``str.isdecimal``), and prefilters whose matches are a superset of the
-Python pattern's, with the exact Python function run on the few strings they select (:func:`map_where`).
+predicates (``str.isspace``, ``str.isdecimal``, what Unicode normalisation may change), and prefilters
+whose matches are a superset of the Python pattern's, with the exact Python function run on the few
+strings they select (:func:`map_where`). Nested columns (messages, MCQA options) are read and rebuilt as
+flat string arrays (:func:`leaf`, :func:`with_leaf`).
 """
 
 from __future__ import annotations
 
 import sys
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import numpy as np
@@ -52,19 +55,43 @@ def digit_class() -> str:
     return python_class(str.isdecimal)
 
 
+@cache
+def _composing_marks() -> frozenset[str]:
+    """Characters that can compose with the one before them under NFC/NFKC (the second character of
+    every canonical pair that is not excluded from composition, and Hangul vowel and final jamo)."""
+    seconds = {chr(c) for c in range(0x1161, 0x1176)} | {chr(c) for c in range(0x11A8, 0x11C3)}
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        pair = unicodedata.decomposition(char).split()
+        canonical = len(pair) == 2 and not pair[0].startswith("<")
+        if canonical and unicodedata.normalize("NFC", char) == char:  # a composition, not excluded
+            seconds.add(chr(int(pair[1], 16)))
+    return frozenset(seconds)
+
+
+def _unstable(form: str, char: str) -> bool:
+    """Whether ``char`` keeps a string from passing the ``form`` quick check: it changes alone, has a
+    non-zero combining class, or may compose with the character before it. A string with none of these
+    is already normalised (Unicode's quick-check guarantee)."""
+    if unicodedata.combining(char) or char in _composing_marks():
+        return True
+    return bool(unicodedata.decomposition(char)) and unicodedata.normalize(form, char) != char
+
+
+_UNSTABLE = {form: partial(_unstable, form) for form in ("NFC", "NFKC")}
+
+
+def may_change_under(form: str) -> str:
+    """RE2 class of the characters without which a string is already in normal ``form`` (NFC, NFKC)."""
+    return python_class(_UNSTABLE[form])
+
+
 def matches(texts: pa.Array, pattern: str) -> np.ndarray:
     """Whether each string contains a match of the RE2 ``pattern`` (nulls: False), as a numpy bool array."""
     if len(texts) == 0:
         return np.zeros(0, dtype=bool)
     found = pc.match_substring_regex(texts, pattern)
     return found.fill_null(False).to_numpy(zero_copy_only=False)
-
-
-def is_ascii(texts: pa.Array) -> np.ndarray:
-    """Whether each string is pure ASCII (nulls: True, they need no Python treatment)."""
-    if len(texts) == 0:
-        return np.zeros(0, dtype=bool)
-    return pc.string_is_ascii(texts).fill_null(True).to_numpy(zero_copy_only=False)
 
 
 def map_where(

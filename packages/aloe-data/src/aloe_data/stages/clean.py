@@ -12,11 +12,11 @@ A batch is cleaned as whole Arrow arrays, never as Python rows: every free-text 
 (message contents, MCQA fields and options, chosen/rejected) is normalised and scrubbed in one flat
 array, the rules are array operations, and language identification runs for the batch at once
 (:mod:`aloe_data.stages.language`). The result is the one :func:`normalize_text` and the PII and
-language functions give string by string: RE2 does only what it provably does the same way (ASCII-only
+language functions give string by string: RE2 does only what it provably does the same way (ASCII
 character classes, or classes spelt out from Python's own Unicode tables), strings that need no change
-are recognised and left alone, and the few that need Python's exact semantics (Unicode whitespace
-beyond NBSP-free text, PII candidates, near ties in language identification) go through the
-per-string functions.
+are recognised and left alone, and the few that need Python's exact semantics go through the per-string
+functions: strings with Unicode spaces other than space/tab/CR/LF, or with characters Unicode
+normalisation could change; PII candidates; near ties in language identification.
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ from aloe_data.pipeline.counters import add_counters
 from aloe_data.pipeline.stage import BatchStage, StageConfig
 from aloe_data.stages.arrow_text import (
     Leaf,
-    is_ascii,
     leaf,
     map_where,
     matches,
+    may_change_under,
     python_class,
     row_any,
     utf8_buffers,
@@ -63,8 +63,8 @@ _BLANK_LINES = re.compile(r"\n\s*\n(\s*\n)+")
 
 # RE2 spellings of the same: _INVISIBLE and _CONTROL together (tests check them code point by code point).
 _DELETE_RE2 = r"[\x{200b}-\x{200d}\x{2060}\x{feff}\x{ad}\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
-# Runs of ASCII spaces and tabs, which are all _SPACES matches in text without the characters _odd_space
-# finds; lines ending or starting with a space; three or more line breaks.
+# Runs of ASCII spaces and tabs (all that _SPACES matches in text without the characters _is_odd_space
+# finds); a line break with the spaces around it; three or more line breaks.
 _SPACE_RUN_RE2, _LINE_END_RE2, _BLANK_LINES_RE2 = r"[ \t]+", r" ?\n ?", r"\n{3,}"
 # A string that holds none of these needs no whitespace normalisation at all.
 _UNTIDY_RE2 = r"[\t\r]|  |^[ \n]|[ \n]$| \n|\n |\n\n\n"
@@ -171,12 +171,13 @@ def _tidy_whitespace_re2(texts: pa.Array) -> pa.Array:
 def normalize_texts(texts: pa.Array, config: CleanConfig) -> pa.Array:
     """:func:`normalize_text` of every string of ``texts`` (nulls stay null).
 
-    Unicode normalisation runs in Python (RE2's Unicode tables are not this Python's), on non-ASCII
-    strings only; strings that then hold nothing to change are left as they are; of the rest, those with
-    odd spaces go through :func:`normalize_text`, the others through RE2.
+    Unicode normalisation runs in Python (RE2's Unicode tables are not this Python's), on the strings
+    with a character that may change under it only; strings that then hold nothing to change are left as
+    they are; of the rest, those with odd spaces go through :func:`normalize_text`, the others through RE2.
     """
     if config.unicode_form != "none":
-        texts = map_where(texts, ~is_ascii(texts), partial(unicodedata.normalize, config.unicode_form))
+        unstable = matches(texts, may_change_under(config.unicode_form))
+        texts = map_where(texts, unstable, partial(unicodedata.normalize, config.unicode_form))
     work = matches(texts, _needs_work_re2(config.normalize_whitespace))
     if not work.any():
         return texts
@@ -197,7 +198,7 @@ def _fewer_nonspace(texts: pa.Array, limit: int) -> np.ndarray:
     if limit == 0:
         return np.zeros(len(texts), dtype=bool)
     space, other = whitespace_class(), whitespace_class(negate=True)
-    if limit <= 1000:  # RE2's largest repeat count
+    if limit <= 100:  # RE2 gets slow with large repeat counts (and refuses more than 1000)
         return matches(texts, f"^{space}*(?:{other}{space}*){{0,{limit - 1}}}$")
     spaces = pc.count_substring_regex(texts, space).to_numpy(zero_copy_only=False)
     return pc.utf8_length(texts).to_numpy(zero_copy_only=False) - spaces < limit

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from aloe_data.stages.arrow_text import is_ascii, map_where, matches, utf8_buffers
+from aloe_data.stages.arrow_text import map_where, matches, may_change_under, utf8_buffers
 
 MAX_CHARS = 4000  # langid.py sees each text's first 4000 characters
 _U32 = 2.0**-24  # float32 unit roundoff
@@ -105,11 +105,11 @@ def _model(candidates: tuple[str, ...]) -> _Model:
 
 def _langid_bytes(texts: pa.Array, languages: tuple[str, ...], candidates: tuple[str, ...]) -> pa.Array:
     """The bytes langid.py scores for each text: its first 4000 characters, lower-cased if all upper,
-    NFC, UTF-8. ASCII text with a lower-case letter needs none of that (its bytes are the string's own);
-    the rest goes through the identifier's own encoder."""
+    NFC, UTF-8. Text with a lower-case ASCII letter and nothing NFC could change needs none of that (its
+    bytes are the string's own); the rest goes through the identifier's own encoder."""
     texts = pc.utf8_slice_codeunits(texts.fill_null(""), 0, MAX_CHARS)
     encode = _identifier_for(languages, candidates)._encode
-    special = ~is_ascii(texts) | ~matches(texts, "[a-z]")
+    special = matches(texts, may_change_under("NFC")) | ~matches(texts, "[a-z]")
     return map_where(texts, special, encode, into=texts.cast(pa.binary()))
 
 
