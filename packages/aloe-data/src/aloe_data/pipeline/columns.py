@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from aloe_core.schemas import dumps_meta, loads_meta
 
@@ -46,19 +48,25 @@ def update_meta(table: pa.Table, key: str, values: Sequence[Any], *, merge: bool
     """``meta[key] = value`` for every row whose value is not None (other rows' meta is left as is).
 
     With ``merge``, a dict value is merged into an existing ``meta[key]`` dict instead of replacing it.
+    Only the changed rows' meta strings are parsed and re-serialised; the others are not even converted
+    to Python.
     """
     if len(values) != table.num_rows:
         raise ValueError(f"update_meta: {len(values)} values for {table.num_rows} rows")
-    if all(v is None for v in values):
+    changed = [i for i, value in enumerate(values) if value is not None]
+    if not changed:
         return table
-    metas = table.column(META).to_pylist()
-    for i, value in enumerate(values):
-        if value is None:
-            continue
-        meta = loads_meta(metas[i])
+    column = table.column(META).combine_chunks()
+    updated = []
+    for i, text in zip(changed, column.take(pa.array(changed)).to_pylist(), strict=True):
+        meta, value = loads_meta(text), values[i]
         if merge and isinstance(value, Mapping) and isinstance(meta.get(key), dict):
             meta[key] = {**meta[key], **value}
         else:
             meta[key] = value
-        metas[i] = dumps_meta(meta)
-    return set_column(table, META, pa.array(metas, pa.string()))
+        updated.append(dumps_meta(meta))
+    mask = np.zeros(table.num_rows, dtype=bool)
+    mask[changed] = True
+    return set_column(
+        table, META, pc.replace_with_mask(column, pa.array(mask), pa.array(updated, column.type))
+    )
