@@ -280,6 +280,14 @@ def test_input_layouts_match_the_reference(odd_tables):
     extra = table.append_column("score", pa.array(np.arange(table.num_rows, dtype=np.float64)))
     _assert_same(CleanConfig(), extra, "sft")
     _assert_same(CleanConfig(), table.slice(0, 0), "sft")
+    dropped = table.set_column(
+        table.column_names.index("drop_reason"), "drop_reason", pa.array(["x"] * len(table))
+    )
+    _assert_same(CleanConfig(pii_action="drop"), dropped, "sft")  # nothing left to judge
+    rows = [r for r in _odd_sft_rows() if r["drop_reason"] is None]
+    for row in rows:
+        row["messages"][-1]["content"] = " \n "
+    _assert_same(CleanConfig(), pa.Table.from_pylist(rows, schema=annotated_schema("sft")), "sft")
 
 
 def test_unsupported_kind_is_an_error(odd_tables):
@@ -303,8 +311,10 @@ def test_re2_classes_are_pythons():
     assert _re2_set(chars, whitespace_class()) == {c for c in every if re.match(r"\s", c)}
     assert _re2_set(chars, digit_class()) == {c for c in every if re.match(r"\d", c)}
     assert _re2_set(chars, python_class(_is_odd_space)) == {c for c in every if _is_odd_space(c)}
-    # The URL prefilter looks for "www." as [wW]{3}: IGNORECASE folds no other character to "w".
-    assert {c for c in every if re.fullmatch("w", c, re.IGNORECASE)} == {"w", "W"}
+    # The URL prefilter looks for "://" and "www." as [wW]{3}\.: IGNORECASE folds no other character to
+    # any of these.
+    for literal, folded in {"w": {"w", "W"}, ":": {":"}, "/": {"/"}, ".": {"."}}.items():
+        assert {c for c in every if re.fullmatch(re.escape(literal), c, re.IGNORECASE)} == folded
 
 
 @pytest.mark.parametrize("form", ["NFC", "NFKC"])

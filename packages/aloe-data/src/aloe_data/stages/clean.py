@@ -244,15 +244,16 @@ def _output_schema(table: pa.Table, kind: str) -> pa.Schema:
 
 def _conformed(table: pa.Table, kind: str) -> pa.Table:
     """``table`` with exactly the output schema's columns, in its order and types, one chunk each."""
+    schema = _output_schema(table, kind)
     columns = []
-    for field in _output_schema(table, kind):
+    for field in schema:
         if field.name not in table.column_names:
             columns.append(pa.nulls(table.num_rows, field.type))
             continue
         column = table.column(field.name)
         column = column.cast(field.type) if column.type != field.type else column
         columns.append(column.combine_chunks())
-    return pa.Table.from_arrays(columns, schema=_output_schema(table, kind))
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _array(table: pa.Table, name: str) -> pa.Array:

@@ -6,7 +6,9 @@ scored 1.0 when the most likely language is wanted and otherwise the probability
 languages. It walks a byte automaton in Python and multiplies one sparse vector per text (~0.5 ms a text).
 
 :func:`language_bounds` gets the same answer for a batch in compiled code: the automaton walk and the
-Naive Bayes dot product run in one numba kernel (float64), and the softmax for the whole batch in numpy.
+Naive Bayes dot product run in numba kernels (float64), and the softmax for the whole batch in numpy.
+It reads the identifier's own tables and uses its own text encoder and alias pairs (``_encode``,
+``_alias_pairs``: private to py3langid, so the tests compare the two paths on every run).
 langid.py computes in float32 (and its dot product's summation order is BLAS's), so the batch does not
 reproduce its floats bit for bit; instead every step's worst-case float32 rounding error is bounded, which
 gives an interval certain to hold the exact score. Where the interval cannot settle a decision (a near tie
@@ -43,8 +45,13 @@ def _language_identifier(candidates: tuple[str, ...]):
     return identifier
 
 
+def _labels(languages: tuple[str, ...], candidates: tuple[str, ...]) -> tuple[str, ...]:
+    """The identifier's label set: the wanted languages and the candidates, once each."""
+    return tuple(dict.fromkeys(languages + candidates))
+
+
 def _identifier_for(languages: tuple[str, ...], candidates: tuple[str, ...]):
-    return _language_identifier(tuple(dict.fromkeys(languages + candidates)))
+    return _language_identifier(_labels(languages, candidates))
 
 
 def exact_score(text: str, languages: tuple[str, ...], candidates: tuple[str, ...]) -> float:
@@ -188,7 +195,7 @@ def language_bounds(
     """For each text (a string array; nulls read as empty), ``lo <= score <= hi`` for its exact
     :func:`language_scores` score. ``lo == hi == 1.0`` where a wanted language is certainly the most
     likely; ``(0, 1)`` where it is too close to tell which language comes first."""
-    model = _model(tuple(dict.fromkeys(languages + candidates)))
+    model = _model(_labels(languages, candidates))
     data, offsets = utf8_buffers(_langid_bytes(texts, languages, candidates))
     dot, distinct = _features(data, offsets, model)
     probs, log_factor = _label_probabilities(dot, distinct, np.diff(offsets), model)
