@@ -36,9 +36,9 @@ from aloe_data.stages.clean import (
     _CONTROL,
     _DELETE_RE2,
     _INVISIBLE,
+    _ODD_SPACE,
     CleanConfig,
     CleanStage,
-    _is_odd_space,
     normalize_text,
     normalize_texts,
 )
@@ -309,8 +309,11 @@ def test_re2_classes_are_pythons():
     deleted = {c for c in every if _INVISIBLE.match(c) or _CONTROL.match(c)}
     assert _re2_set(chars, _DELETE_RE2) == deleted
     assert _re2_set(chars, whitespace_class()) == {c for c in every if re.match(r"\s", c)}
+    assert _re2_set(chars, whitespace_class()) == {c for c in every if c.isspace()}  # str.strip's set
     assert _re2_set(chars, digit_class()) == {c for c in every if re.match(r"\d", c)}
-    assert _re2_set(chars, python_class(_is_odd_space)) == {c for c in every if _is_odd_space(c)}
+    odd = {c for c in every if c.isspace() and c not in " \t\n\r" and not _CONTROL.match(c)}
+    assert _re2_set(chars, python_class(_ODD_SPACE)) == odd
+    assert _re2_set(chars, python_class(r"[\s.\-]")) == {c for c in every if re.match(r"[\s.-]", c)}
     # The URL prefilter looks for "://" and "www." as [wW]{3}\.: IGNORECASE folds no other character to
     # any of these.
     for literal, folded in {"w": {"w", "W"}, ":": {":"}, "/": {"/"}, ".": {"."}}.items():

@@ -11,11 +11,12 @@ flat string arrays (:func:`leaf`, :func:`with_leaf`).
 
 from __future__ import annotations
 
+import re
 import sys
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -24,66 +25,71 @@ import pyarrow.compute as pc
 
 
 @cache
-def _code_point_body(predicate: Callable[[str], bool]) -> str:
-    """The inside of an RE2 character class of every code point for which ``predicate`` is true, as
-    ``\\x{..}`` ranges."""
+def _every_code_point() -> str:
+    """Every code point in order (surrogates included), so that a character's index is its code point."""
+    return "".join(map(chr, range(sys.maxunicode + 1)))
+
+
+def _class_body(codes: Iterable[int]) -> str:
+    """The inside of an RE2 character class holding ``codes`` (sorted), as ``\\x{..}`` ranges."""
     ranges: list[list[int]] = []
-    for code in range(sys.maxunicode + 1):
-        if predicate(chr(code)):
-            if ranges and ranges[-1][1] == code - 1:
-                ranges[-1][1] = code
-            else:
-                ranges.append([code, code])
+    for code in codes:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
     return "".join(rf"\x{{{a:x}}}" if a == b else rf"\x{{{a:x}}}-\x{{{b:x}}}" for a, b in ranges)
 
 
-def python_class(predicate: Callable[[str], bool], negate: bool = False) -> str:
-    """An RE2 character class (``[...]``) of every code point for which ``predicate`` is true (or, with
-    ``negate``, false), taken from this Python's own Unicode tables (RE2's may be another Unicode
-    version). The table is built once per predicate and process (~0.1 s)."""
-    return f"[{'^' if negate else ''}{_code_point_body(predicate)}]"
+@cache
+def python_class(pattern: str, negate: bool = False) -> str:
+    """An RE2 character class (``[...]``) of every code point that Python's ``re`` matches with
+    ``pattern`` (one character), or with ``negate`` of every other one: Python's own Unicode tables,
+    where RE2's may be another Unicode version."""
+    runs = re.finditer(f"(?:{pattern})+", _every_code_point())
+    body = _class_body(code for run in runs for code in range(*run.span()))
+    return f"[{'^' if negate else ''}{body}]"
 
 
 def whitespace_class(negate: bool = False) -> str:
-    """RE2 class of Python's whitespace (``str.isspace``, which ``str.strip``/``split`` and ``re``'s
-    ``\\s`` use): NBSP, ``\\x1c``-``\\x1f``, ``\\x85``, ``\\u2028``... besides the ASCII ones."""
-    return python_class(str.isspace, negate)
+    """RE2 class of Python's whitespace (``re``'s ``\\s``; the same set ``str.strip``/``split`` use):
+    NBSP, ``\\x1c``-``\\x1f``, ``\\x85``, ``\\u2028``... besides the ASCII ones."""
+    return python_class(r"\s", negate)
 
 
 def digit_class() -> str:
-    """RE2 class of Python's ``re`` ``\\d`` on str patterns (Unicode decimal digits, ``str.isdecimal``)."""
-    return python_class(str.isdecimal)
+    """RE2 class of Python's ``re`` ``\\d`` on str patterns (Unicode decimal digits)."""
+    return python_class(r"\d")
 
 
 @cache
-def _composing_marks() -> frozenset[str]:
-    """Characters that can compose with the one before them under NFC/NFKC (the second character of
-    every canonical pair that is not excluded from composition, and Hangul vowel and final jamo)."""
-    seconds = {chr(c) for c in range(0x1161, 0x1176)} | {chr(c) for c in range(0x11A8, 0x11C3)}
-    for code in range(sys.maxunicode + 1):
-        char = chr(code)
-        pair = unicodedata.decomposition(char).split()
+def _normalization_facts() -> tuple[np.ndarray, np.ndarray, frozenset[int]]:
+    """Code points with a non-zero combining class, code points with a decomposition mapping, and code
+    points that can compose with the one before them under NFC/NFKC (the second of every canonical pair
+    not excluded from composition, and Hangul vowel and final jamo)."""
+    chars = _every_code_point()
+    marks = np.flatnonzero(np.fromiter(map(unicodedata.combining, chars), np.int16, len(chars)))
+    mapped = np.flatnonzero(
+        np.fromiter(map(len, map(unicodedata.decomposition, chars)), np.int32, len(chars))
+    )
+    seconds = set(range(0x1161, 0x1176)) | set(range(0x11A8, 0x11C3))
+    for code in mapped:
+        pair = unicodedata.decomposition(chars[code]).split()
         canonical = len(pair) == 2 and not pair[0].startswith("<")
-        if canonical and unicodedata.normalize("NFC", char) == char:  # a composition, not excluded
-            seconds.add(chr(int(pair[1], 16)))
-    return frozenset(seconds)
+        if canonical and unicodedata.normalize("NFC", chars[code]) == chars[code]:  # composes, not excluded
+            seconds.add(int(pair[1], 16))
+    return marks, mapped, frozenset(seconds)
 
 
-def _unstable(form: str, char: str) -> bool:
-    """Whether ``char`` keeps a string from passing the ``form`` quick check: it changes alone, has a
-    non-zero combining class, or may compose with the character before it. A string with none of these
-    is already normalised (Unicode's quick-check guarantee)."""
-    if unicodedata.combining(char) or char in _composing_marks():
-        return True
-    return bool(unicodedata.decomposition(char)) and unicodedata.normalize(form, char) != char
-
-
-_UNSTABLE = {form: partial(_unstable, form) for form in ("NFC", "NFKC")}
-
-
+@cache
 def may_change_under(form: str) -> str:
-    """RE2 class of the characters without which a string is already in normal ``form`` (NFC, NFKC)."""
-    return python_class(_UNSTABLE[form])
+    """RE2 class of the characters without which a string is already in normal ``form`` (NFC, NFKC):
+    those that change alone, have a non-zero combining class or may compose with the character before
+    them (Unicode's quick check passes a string with none of these)."""
+    marks, mapped, seconds = _normalization_facts()
+    chars = _every_code_point()
+    changing = [int(code) for code in mapped if unicodedata.normalize(form, chars[code]) != chars[code]]
+    return f"[{_class_body(sorted(set(marks.tolist()) | seconds | set(changing)))}]"
 
 
 def matches(texts: pa.Array, pattern: str) -> np.ndarray:

@@ -63,8 +63,8 @@ _BLANK_LINES = re.compile(r"\n\s*\n(\s*\n)+")
 
 # RE2 spellings of the same: _INVISIBLE and _CONTROL together (tests check them code point by code point).
 _DELETE_RE2 = r"[\x{200b}-\x{200d}\x{2060}\x{feff}\x{ad}\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
-# Runs of ASCII spaces and tabs (all that _SPACES matches in text without the characters _is_odd_space
-# finds); a line break with the spaces around it; three or more line breaks.
+# Runs of ASCII spaces and tabs (all that _SPACES matches in text without the characters of _ODD_SPACE);
+# a line break with the spaces around it; three or more line breaks.
 _SPACE_RUN_RE2, _LINE_END_RE2, _BLANK_LINES_RE2 = r"[ \t]+", r" ?\n ?", r"\n{3,}"
 # A string that holds none of these needs no whitespace normalisation at all.
 _UNTIDY_RE2 = r"[\t\r]|  |^[ \n]|[ \n]$| \n|\n |\n\n\n"
@@ -143,10 +143,9 @@ def normalize_text(text: str, config: CleanConfig) -> str:
     return text
 
 
-def _is_odd_space(char: str) -> bool:
-    """Whitespace to Python (``str.strip``, ``re``'s ``\\s``) that survives control-character removal and
-    is not a plain space, tab or line break: NBSP, ``\\x85``, ``\\u2028``, the typographic spaces..."""
-    return char.isspace() and char not in " \t\n\r" and not _CONTROL.match(char)
+# Whitespace to Python (str.strip, re's \s) that survives control-character removal and is not a plain
+# space, tab or line break: NBSP, \x85, \u2028, the typographic spaces...
+_ODD_SPACE = rf"(?![ \t\n\r]|{_CONTROL.pattern})\s"
 
 
 @lru_cache(maxsize=2)
@@ -154,7 +153,7 @@ def _needs_work_re2(normalize_whitespace: bool) -> str:
     """RE2 pattern of the strings :func:`normalize_text` may change (after Unicode normalisation)."""
     if not normalize_whitespace:
         return _DELETE_RE2
-    return f"{_DELETE_RE2}|{python_class(_is_odd_space)}|{_UNTIDY_RE2}"
+    return f"{_DELETE_RE2}|{python_class(_ODD_SPACE)}|{_UNTIDY_RE2}"
 
 
 def _tidy_whitespace_re2(texts: pa.Array) -> pa.Array:
@@ -185,7 +184,7 @@ def normalize_texts(texts: pa.Array, config: CleanConfig) -> pa.Array:
     done = pc.replace_substring_regex(todo, _DELETE_RE2, "")
     if config.normalize_whitespace:
         done = _tidy_whitespace_re2(done)
-        odd = matches(todo, python_class(_is_odd_space))
+        odd = matches(todo, python_class(_ODD_SPACE))
         if odd.any():
             exact = [normalize_text(text, config) for text in todo.filter(pa.array(odd)).to_pylist()]
             done = pc.replace_with_mask(done, pa.array(odd), pa.array(exact, pa.string()))
