@@ -88,7 +88,7 @@ class Stage(ABC):
 
     def process_tables(self, tables: Iterable[pa.Table], ctx: StageContext) -> Iterator[pa.Table]:
         """What :meth:`apply` does, on tables in this process (only for ``row_local`` stages)."""
-        raise NotImplementedError(f"{type(self).__name__} runs on Ray only")
+        raise TypeError(f"{type(self).__name__} is not row-local: it runs on Ray only")
 
 
 class BatchStage(Stage):
