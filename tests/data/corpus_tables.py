@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from aloe_core.containers import READERS
 from aloe_data.pipeline.annotations import annotated_schema
 from aloe_data.sources.config import SourceConfig, kinds_for_format
-from aloe_data.sources.containers import READERS
 from aloe_data.sources.paths import resolve_entry
 from aloe_data.sources.records import to_row
 from aloe_data.sources.sniff import resolve_formats

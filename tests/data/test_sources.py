@@ -17,11 +17,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from aloe_core.containers import iter_json, iter_jsonl
 from aloe_core.errors import InputError
 from aloe_core.schemas import record_id, stable_id
 from aloe_data.pipeline.annotations import annotated_schema
 from aloe_data.sources import LAYOUTS, RowError, SourceConfig, check_sources, mcqa_answer_text, read_sources
-from aloe_data.sources.containers import iter_json, iter_jsonl
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sources"
 

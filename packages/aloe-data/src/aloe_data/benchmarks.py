@@ -51,11 +51,11 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow.fs as pafs
 
+from aloe_core.containers import READERS, RawRow
 from aloe_core.errors import InputError
+from aloe_core.layouts import LAYOUTS, RowError, join_context, require_str
 from aloe_core.text import mcqa_matching_text, words
 from aloe_data.sources.config import FORMAT_FAMILY, SourceConfig
-from aloe_data.sources.containers import READERS, RawRow
-from aloe_data.sources.layouts import LAYOUTS, RowError, join_context, require_str
 from aloe_data.sources.paths import (
     COMPRESSION_SUFFIXES,
     EXTENSIONS,

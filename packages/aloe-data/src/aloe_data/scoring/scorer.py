@@ -16,11 +16,9 @@ from typing import Any
 import numpy as np
 
 from aloe_data.scoring.prompts import SCORE_TOKENS
-from aloe_infer.batching import micro_batches
 from aloe_infer.scoring import NextTokenScorer, resolve_candidate_ids
 
-# micro_batches is re-exported: aloe_data.scoring.embed imports it from here.
-__all__ = ["expected_from_logits", "expected_scores", "micro_batches", "resolve_score_ids"]
+__all__ = ["expected_from_logits", "expected_scores", "resolve_score_ids"]
 
 
 def resolve_score_ids(tokenizer: Any, tokens: Sequence[str] = SCORE_TOKENS, where: str = "") -> list[int]:

@@ -8,15 +8,16 @@
   ``annotated_schema(kind)``; rows that cannot be parsed or normalised carry ``drop_reason="malformed"``
   and ``drop_detail="<file>:<row>: <field>: <what is wrong>"``.
 
-Modules: containers.py (how rows are stored: JSONL, JSON, Parquet, Arrow streams), layouts.py (what a
-row looks like: MedMCQA, MedQA, PubMedQA, prompt_engine, OpenAI chat, ShareGPT, Alpaca, preference
-pairs), sniff.py (a source's layout guessed from its first rows when no format is given), paths.py
+Modules: :mod:`aloe_core.containers` (how rows are stored: JSONL, JSON, Parquet, Arrow streams) and
+:mod:`aloe_core.layouts` (what a row looks like: MedMCQA, MedQA, PubMedQA, prompt_engine, OpenAI chat,
+ShareGPT, Alpaca, preference pairs; both in aloe-core because the eval harness reads benchmarks with them
+too), sniff.py (a source's layout guessed from its first rows when no format is given), paths.py
 (files, folders, globs, save_to_disk folders), records.py (raw row -> output row),
 datasource.py (the Ray Data datasource).
 """
 
+from aloe_core.layouts import LAYOUTS, Parsed, RowError
 from aloe_data.sources.config import FORMAT_FAMILY, Container, Format, SourceConfig, kinds_for_format
-from aloe_data.sources.layouts import LAYOUTS, Parsed, RowError
 from aloe_data.sources.read import SourcePlan, check_sources, read_sources
 from aloe_data.sources.records import MALFORMED, mcqa_answer_text, mcqa_user_text
 from aloe_data.sources.sniff import resolve_formats, sniff_format

@@ -66,7 +66,7 @@ class SourceConfig(StrictModel):
 
     Attributes:
         name: recorded as every row's ``source``; unique within a run.
-        format: the record layout of the rows (see :mod:`aloe_data.sources.layouts`); left out, it is
+        format: the record layout of the rows (see :mod:`aloe_core.layouts`); left out, it is
             guessed from the first rows (:mod:`aloe_data.sources.sniff`), and the run says which it chose.
         path: a file, a folder (read recursively; names starting with ``.`` or ``_`` are skipped), a glob
             (``*``, ``?``, ``[..]``, ``**`` for any depth), or a list of them. Local paths or URIs that

@@ -16,9 +16,9 @@ import ray
 from ray.data._internal.util import infer_compression  # what the Ray read tasks use
 from ray.data.datasource import FileBasedDatasource
 
+from aloe_core.containers import READERS
 from aloe_data.pipeline.annotations import annotated_schema
 from aloe_data.sources.config import SourceConfig
-from aloe_data.sources.containers import READERS
 from aloe_data.sources.paths import FileUnit
 from aloe_data.sources.records import to_row
 

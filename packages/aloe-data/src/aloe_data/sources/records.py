@@ -13,11 +13,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from aloe_core.containers import RawRow, truncate
+from aloe_core.layouts import LAYOUTS, Parsed, RowError
 from aloe_core.schemas import dumps_meta, record_id, row_problems, schema_for, stable_id
 from aloe_data.pipeline.annotations import DROP_DETAIL, DROP_REASON
 from aloe_data.sources.config import FORMAT_FAMILY, SourceConfig
-from aloe_data.sources.containers import RawRow, truncate
-from aloe_data.sources.layouts import LAYOUTS, Parsed, RowError
 
 MALFORMED = "malformed"
 _SENTENCE_END = (".", "!", "?", "…")

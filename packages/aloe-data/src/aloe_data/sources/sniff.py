@@ -2,7 +2,7 @@
 and sources in a YAML config without ``format``.
 
 The first :data:`SNIFF_ROWS` decodable rows of the source's first files are compared with each layout's
-top-level keys (:data:`~aloe_data.sources.layouts.LAYOUT_KEYS`). One layout must fit clearly: none is an
+top-level keys (:data:`~aloe_core.layouts.LAYOUT_KEYS`). One layout must fit clearly: none is an
 error naming the keys seen; several fitted by similar numbers of rows (rows that fit two layouts, or
 files of different layouts) an error naming the candidates; both ask for an explicit ``format``. Rows
 fitting no layout, or a layout that only a few rows fit (:data:`MINORITY`), are taken for broken rows
@@ -16,10 +16,10 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+from aloe_core.containers import READERS
 from aloe_core.errors import InputError
+from aloe_core.layouts import LAYOUT_KEYS, layouts_matching
 from aloe_data.sources.config import SourceConfig
-from aloe_data.sources.containers import READERS
-from aloe_data.sources.layouts import LAYOUT_KEYS, layouts_matching
 from aloe_data.sources.paths import resolve_entry
 
 logger = logging.getLogger("aloe.data")

@@ -36,9 +36,9 @@ from aloe_data.pipeline.annotations import with_annotations
 from aloe_data.pipeline.broadcast import mark_by_id
 from aloe_data.pipeline.columns import set_columns, update_meta
 from aloe_data.pipeline.stage import Stage, StageConfig, StageContext
-from aloe_data.scoring.embed import DEFAULT_MODEL_NAME, SentenceEmbedder, default_embedding_model
 from aloe_data.scoring.greedy import Selection, cluster_greedy, clustered_select, greedy_select
 from aloe_data.scoring.prompts import conversation_turns, row_messages
+from aloe_infer.embeddings import DEFAULT_MODEL_NAME, SentenceEmbedder, default_embedding_model
 
 SIMILAR_TO = "similar_to"
 SIMILARITY = "similarity"

@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from aloe_core.layouts import LAYOUTS, MEDMCQA_OPTIONS
 from aloe_core.text import matching_text
-from aloe_data.sources.layouts import LAYOUTS, MEDMCQA_OPTIONS
 from aloe_fixtures.corpus.defects import CHAT_FILES, PREFERENCE, PUBMEDQA
 from aloe_fixtures.corpus.items import ChatItem, Item, McqaItem, PreferenceItem, YesNoItem
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, replace
 
+from aloe_core.layouts import PUBMEDQA_OPTIONS
 from aloe_core.text import mcqa_matching_text, words
-from aloe_data.sources.layouts import PUBMEDQA_OPTIONS
 
 LETTERS = "ABCDE"
 # PubMedQA items are read as MCQA with these options (aloe-data's reader defines them).

