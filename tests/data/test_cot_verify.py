@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from aloe_data.cot.prompt import resolve_forcing
-from aloe_data.cot.verify import extract_answer, has_answer_line, verify
+from aloe_infer.answers import extract_answer, has_answer_line, verify
 
 OPTIONS = [
     {"letter": "A", "text": "Metformin"},

@@ -30,8 +30,8 @@ from aloe_core.schemas import stable_id
 from aloe_core.text import words
 from aloe_data.cot.config import CotConfig
 from aloe_data.cot.prompt import AnswerForcing, answer_line, resolve_forcing, teacher_messages
-from aloe_data.cot.verify import Verdict, has_answer_line, verify
 from aloe_data.templates import PromptTemplate
+from aloe_infer.answers import Verdict, has_answer_line, verify
 from aloe_infer.engine import Engine
 
 MAX_FAILED_TEXT = 2000  # characters of the last failed attempt kept for debugging

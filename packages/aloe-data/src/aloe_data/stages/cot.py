@@ -3,7 +3,7 @@ given the reference answer, keeping only reasoning whose final answer is the ref
 
 For every sft row with an MCQA item the teacher gets the ``prompt`` template (question, options,
 context, reference answer, "end with ``Answer: <letter>``"), its answer is read back
-(:mod:`aloe_data.cot.verify`), and up to ``max_retries`` new-seed attempts follow for rows that fail.
+(:mod:`aloe_infer.answers`), and up to ``max_retries`` new-seed attempts follow for rows that fail.
 Rows end up exactly once as
 
 * kept: the assistant message is the verified reasoning (ending in ``Answer: B``), ``meta.cot`` records

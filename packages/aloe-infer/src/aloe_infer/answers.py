@@ -1,5 +1,8 @@
 """Reading the final answer out of a generated chain of thought, and checking it against the reference.
 
+Shared by the CoT stage (aloe-data: verified synthetic reasoning) and the eval harness (cot, sc-cot and
+Medprompt answers), so a benchmark score and a training filter read answers by the same rules.
+
 A model asked to end with ``Answer: B`` does not always do so. :func:`extract_answer` collects every
 *answer statement* in the text and maps each to an option letter:
 
