@@ -178,6 +178,8 @@ def _file_items(file: BenchmarkFile) -> tuple[list[EvalItem], list[SkippedItem],
                 raise InputError(f"{where}: {raw.error}")
             value = raw.value or {}
             fmt = sniff_benchmark_format(value)
+            if fmt is None and "options" in value:  # a prompt-engine item missing its answer: say so
+                fmt = "prompt_engine_mcqa"
             if fmt == "prompt_engine_open":
                 continue
             open_ended = False
