@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 
 from aloe_core.schemas import stable_id
-from aloe_infer.actors import EmbedActor, GenerateActor, ScoreActor, run_pass
+from aloe_infer.actors import ActorPoolConfig, EmbedActor, GenerateActor, ScoreActor, run_pass
 from aloe_infer.eval.benchmarks import Benchmark, EvalItem, load_benchmarks
 from aloe_infer.eval.config import EvalConfig
 from aloe_infer.eval.ensemble import majority_vote, map_back, member_orders
@@ -54,6 +54,11 @@ class RunContext:
     max_model_len: int
     renderer: PromptRenderer
     engines: dict[str, Any]  # injected loaded engines/scorers for local mode (tests): "generate", "score"
+
+
+def _actor_cpus(pool: ActorPoolConfig) -> float | None:
+    """Torch threads per replica: the actor's CPUs on Ray; the process default in local mode."""
+    return pool.cpus_per_actor if pool.mode == "ray" else None
 
 
 def _base(item: EvalItem) -> Prediction:
@@ -114,7 +119,11 @@ def zero_shot(items: Sequence[EvalItem], ctx: RunContext) -> list[Prediction]:
                 "candidate_ids": pa.array(rows["candidate_ids"], pa.list_(pa.int32())),
             }
         )
-        kwargs = {"engine": ctx.config.engine, "cpus": ctx.config.actors.cpus_per_actor}
+        kwargs = {
+            "engine": ctx.config.engine,
+            "cpus": _actor_cpus(ctx.config.actors),
+            "max_batch_tokens": ctx.config.score_batch_tokens,
+        }
         if "score" in ctx.engines:
             kwargs["loaded"] = ctx.engines["score"]
         out = run_pass(table, ScoreActor, kwargs, ctx.config.actors, label="zero-shot scoring")
@@ -192,7 +201,7 @@ def generate(requests: Sequence[Request], ctx: RunContext, label: str) -> list[A
             "retry": gen.retry,
             "stop": gen.stop,
             "answer_prefix": ctx.config.prompts.answer_prefix,
-            "cpus": ctx.config.actors.cpus_per_actor,
+            "cpus": _actor_cpus(ctx.config.actors),
         }
         if "generate" in ctx.engines:
             kwargs["loaded"] = ctx.engines["generate"]
@@ -284,7 +293,7 @@ def _embed(texts: Sequence[str], ctx: RunContext) -> np.ndarray:
     table = pa.table(
         {"request": pa.array(range(len(texts)), pa.int64()), "text": pa.array(list(texts), pa.string())}
     )
-    kwargs = {"model": model, "device": mp.embedding_device, "cpus": mp.embedding_pool.cpus_per_actor}
+    kwargs = {"model": model, "device": mp.embedding_device, "cpus": _actor_cpus(mp.embedding_pool)}
     out = run_pass(table, EmbedActor, kwargs, mp.embedding_pool, label="question embeddings")
     return np.asarray(out.column("embedding").to_pylist(), dtype=np.float32)
 
