@@ -197,3 +197,16 @@ def test_the_real_files_load_by_registry_name(shared_mcqa):
     assert "openmedqa" in excluded
     mmlu = next(b for b in benchmarks if b.name == "mmlu")
     assert len(mmlu.subjects) == 6
+
+
+def test_shipped_eval_configs_validate():
+    from pathlib import Path
+
+    from aloe_core.config import load_config
+    from aloe_infer.eval.config import EvalConfig
+
+    folder = Path(__file__).resolve().parents[2] / "configs" / "eval"
+    configs = {p.name: load_config(EvalConfig, p) for p in sorted(folder.glob("*.yaml"))}
+    assert set(configs) == {"tiny_cpu.yaml", "llama3_8b_vllm_1xh100.yaml", "llama3_8b_vllm_4xh100.yaml"}
+    assert configs["llama3_8b_vllm_4xh100.yaml"].actors.concurrency == 4
+    assert all(c.strategy == "medprompt" for c in configs.values())

@@ -302,10 +302,11 @@ def run_pass(
     )
     if pool.mode == "local":
         instance = _local_instance(actor, kwargs)
-        parts = [
-            instance(requests.slice(start, pool.batch_size))
-            for start in range(0, requests.num_rows, pool.batch_size)
-        ]
+        parts = []
+        for start in range(0, requests.num_rows, pool.batch_size):
+            parts.append(instance(requests.slice(start, pool.batch_size)))
+            done = min(start + pool.batch_size, requests.num_rows)
+            logger.info("%s: %d/%d requests done", label, done, requests.num_rows)  # Ray shows its own bars
         out = pa.concat_tables(parts)
     else:
         import ray
