@@ -29,8 +29,10 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     z2 = z * z
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    # Clamp float noise at the ends (successes = 0 or n give exactly 0 or 1 analytically).
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # successes = 0 or n give exactly 0 or 1 analytically; float noise would leave 1e-17 there.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return low, high
 
 
 def standard_error(successes: int, n: int) -> float:
