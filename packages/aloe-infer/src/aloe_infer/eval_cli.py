@@ -1,4 +1,5 @@
-"""`aloe eval ...`: benchmark a model (`run`), compare runs (`compare`)."""
+"""`aloe eval ...`: benchmark a model (`run`), compare runs (`compare`), red-team a model (`safety`,
+`safety-compare`: :mod:`aloe_infer.safety.cli`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ from typing import Annotated
 
 import typer
 
+from aloe_infer.safety.cli import safety_command, safety_compare_command
+
 app = typer.Typer(
-    help="Evaluate models: medical benchmarks (zero-shot, CoT, Medprompt).", no_args_is_help=True
+    help="Evaluate models: medical benchmarks (zero-shot, CoT, Medprompt), safety red-teaming.",
+    no_args_is_help=True,
 )
+app.command("safety")(safety_command)
+app.command("safety-compare")(safety_compare_command)
 
 
 @app.command("run")
