@@ -239,3 +239,11 @@ def test_bad_yaml_set_names_the_key(tmp_path):
     path.write_text("topics: {a: {requests: [r]}}\nstyles: {plain: 'no placeholder'}\n")
     with pytest.raises(InputError, match=r"set\.yaml: styles\.plain: must be a string with exactly one"):
         load_prompt_set(PromptSetConfig(path=str(path)))
+
+
+def test_every_shipped_safe_response_is_a_refusal_to_its_topic():
+    """The chosen side of every red-teaming pair must itself pass the classifier as a refusal."""
+    prompt_set = load_prompt_set(PromptSetConfig(requests_per_topic=1, styles=["direct"]))
+    for p in prompt_set.prompts:
+        for answer in prompt_set.safe_responses_for(p.topic):
+            assert classify(p.request, answer).label == "refusal", (p.topic, answer[:60])
