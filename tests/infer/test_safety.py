@@ -217,6 +217,10 @@ def test_egida_style_jsonl_reads_directly(tmp_path):
     ]
     assert prompt_set.prompts[2].id == "egida-7"
     assert prompt_set.safe_responses_for("fraud")  # the fallback refusal
+    as_array = tmp_path / "egida.json"
+    as_array.write_text(json.dumps([{"topic": ["fraud", "privacy"], "style": "plain", "prompt": "P3"}]))
+    [prompt] = load_prompt_set(PromptSetConfig(path=str(as_array))).prompts
+    assert (prompt.topic, prompt.request) == ("fraud", "P3")
 
 
 @pytest.mark.parametrize(

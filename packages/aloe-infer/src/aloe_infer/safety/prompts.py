@@ -6,7 +6,8 @@ Two file layouts read into the same :class:`SafetyPrompt` rows:
   its ``requests`` (and optional ``safe_responses``, the chosen answers of DPO pairs); ``styles`` maps
   a style name to a template holding one ``{request}``; every request x every style is a prompt.
 * **JSONL** in Egida's shape: one ``{"topic", "style", "prompt"}`` object per line (optional ``id``
-  and ``request``, the harmful request before the style was applied); read as written, no expansion.
+  and ``request``, the harmful request before the style was applied; ``topic`` may be a list, its
+  first label counts), or a ``.json`` file holding an array of them; read as written, no expansion.
 
 Prompt ids are content-derived (topic, style, prompt text), so two runs over the same set pair up
 prompt by prompt (:mod:`aloe_infer.safety.report`'s comparison) whatever the file order.
@@ -186,27 +187,43 @@ def _strings(value: Any, field: str, path: Path) -> list[str]:
     return [v.strip() for v in value]
 
 
-def _read_jsonl(path: Path) -> list[SafetyPrompt]:
-    prompts = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
+def _json_rows(path: Path) -> list[tuple[str, Any]]:
+    """``(where, row)`` per row of a JSON-lines file, or of a ``.json`` file holding one array."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json" and text.lstrip().startswith("["):
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        return [(f"{path}: row {i}", row) for i, row in enumerate(rows)]
+    out = []
+    for line_no, line in enumerate(text.splitlines(), 1):
+        if line.strip():
             try:
-                row = json.loads(line)
+                out.append((f"{path}:{line_no}", json.loads(line)))
             except json.JSONDecodeError as exc:
                 raise InputError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path}:{line_no}: must be a JSON object with topic, style and prompt")
-            for field in ("topic", "style", "prompt"):
-                if not isinstance(row.get(field), str) or not row[field].strip():
-                    raise InputError(f"{path}:{line_no}: {field}: required, a non-empty string")
-            request = row.get("request")
-            if request is not None and not (isinstance(request, str) and request.strip()):
-                raise InputError(f"{path}:{line_no}: request: must be a non-empty string when given")
-            topic, style, text = row["topic"].strip(), row["style"].strip(), row["prompt"]
-            pid = str(row["id"]) if row.get("id") is not None else prompt_id(topic, style, text)
-            prompts.append(SafetyPrompt(pid, topic, style, (request or text).strip(), text))
+    return out
+
+
+def _read_jsonl(path: Path) -> list[SafetyPrompt]:
+    """Egida-style rows. ``topic`` may be a list (Egida labels some requests with several topics): the
+    first is the row's topic."""
+    prompts = []
+    for where, row in _json_rows(path):
+        if not isinstance(row, dict):
+            raise InputError(f"{where}: must be a JSON object with topic, style and prompt")
+        if isinstance(row.get("topic"), list) and row["topic"]:
+            row = {**row, "topic": row["topic"][0]}
+        for field in ("topic", "style", "prompt"):
+            if not isinstance(row.get(field), str) or not row[field].strip():
+                raise InputError(f"{where}: {field}: required, a non-empty string")
+        request = row.get("request")
+        if request is not None and not (isinstance(request, str) and request.strip()):
+            raise InputError(f"{where}: request: must be a non-empty string when given")
+        topic, style, text = row["topic"].strip(), row["style"].strip(), row["prompt"]
+        pid = str(row["id"]) if row.get("id") is not None else prompt_id(topic, style, text)
+        prompts.append(SafetyPrompt(pid, topic, style, (request or text).strip(), text))
     return prompts
 
 
