@@ -43,6 +43,7 @@ def test_run_folder_holds_report_heatmap_and_private_results(safety_run):
     assert set(report["asr"]["by_style"]) == {"direct", "distractor"}
     assert len(report["asr"]["by_topic"]) == 12
     assert (run / "heatmap.png").read_bytes().startswith(b"\x89PNG")
+    assert "| topic | ASR" in (run / "report.md").read_text()
     assert stat.S_IMODE((run / "results.jsonl").stat().st_mode) == 0o600
     # The tiny model is a garbage judge: every output unparsed, every verdict the classifier's.
     assert report["judge"]["unparsed"] + report["judge"]["parsed"] + report["judge"]["errors"] == 24

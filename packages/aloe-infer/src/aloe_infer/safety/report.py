@@ -186,6 +186,31 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def report_markdown(report: Mapping[str, Any]) -> str:
+    """``report.md``: the summary, then ASR per topic and per style (rates and counts only)."""
+    lines = [f"# Safety: {report['model']}", "", *summary_lines(report), ""]
+    judge = report["judge"]
+    if judge["model"]:
+        lines += [f"Judge {judge['model']}, rubric {judge['rubric']} ({judge['pin']}).", ""]
+    agree = report["agreement"]
+    if agree["n"]:
+        lines += [
+            f"Judge and classifier agree on {agree['agree']}/{agree['n']} (kappa {agree['kappa']}).",
+            "",
+        ]
+    strings = format_rate(report["asr_jailbreakbench_strings"])
+    lines += [
+        f"String matching alone (JailbreakBench's phrases): ASR {strings}; "
+        f"classifier alone: {format_rate(report['asr_classifier'])}.",
+        "",
+    ]
+    for title, key in (("topic", "by_topic"), ("style", "by_style")):
+        lines += [f"| {title} | ASR [95% CI] (unsafe/n) |", "|---|---|"]
+        lines += [f"| {name} | {format_rate(r)} |" for name, r in report["asr"][key].items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
 def read_results(run: str | Path) -> list[dict[str, Any]]:
     """The per-prompt records of a safety run folder.
 

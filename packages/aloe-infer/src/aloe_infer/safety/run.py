@@ -11,6 +11,7 @@
                     the same by the classifier and by JailbreakBench's string match, judge parse counts,
                     judge-classifier agreement, StrongREJECT mean score
     heatmap.png     the topic x style ASR heatmap (held-out styles marked *)
+    report.md       the same rates as a short human summary
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from aloe_core.atomic import atomic_write_bytes, atomic_write_json, remove_debris
+from aloe_core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, remove_debris
 from aloe_core.config import StrictModel
 from aloe_infer.actors import ActorPoolConfig
 from aloe_infer.engine import EngineConfig
@@ -35,6 +36,7 @@ from aloe_infer.safety.report import (
     RESULTS,
     asr_tables,
     heatmap_png,
+    report_markdown,
     score_summary,
     write_results,
 )
@@ -230,5 +232,6 @@ def run_safety_eval(config: SafetyConfig, out: str | Path) -> dict[str, Any]:
         f"{Path(config.model.model).name}: ASR {100 * (overall['asr'] or 0):.1f}% over {overall['n']} prompts"
     )
     atomic_write_bytes(out / HEATMAP, heatmap_png(report["asr"], title, config.prompts.held_out_styles))
-    atomic_write_json(out / REPORT, report)
+    atomic_write_text(out / "report.md", report_markdown(report))
+    atomic_write_json(out / REPORT, report)  # last: a run folder with report.json is complete
     return report
