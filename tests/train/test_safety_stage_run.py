@@ -39,7 +39,8 @@ def safety_config(model: Path) -> SafetyConfig:
                 "requests_per_topic": 1,
             },
             "generation": {"max_tokens": 24},
-            "pool": {"mode": "ray", "concurrency": 2, "cpus_per_actor": 1, "batch_size": 16},
+            # 2 actors x 0.5 CPU: a pool holding every CPU of the local Ray leaves none to feed it (stalls).
+            "pool": {"mode": "ray", "concurrency": 2, "cpus_per_actor": 0.5, "batch_size": 16},
             "judge": {"engine": {"model": str(model)}, "max_tokens": 16},
         },
     )
