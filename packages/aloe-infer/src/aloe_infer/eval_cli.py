@@ -14,8 +14,6 @@ app = typer.Typer(
     help="Evaluate models: medical benchmarks (zero-shot, CoT, Medprompt), safety red-teaming.",
     no_args_is_help=True,
 )
-app.command("safety")(safety_command)
-app.command("safety-compare")(safety_compare_command)
 
 
 @app.command("run")
@@ -68,3 +66,7 @@ def compare_command(
     from aloe_infer.eval.compare import compare_runs, markdown
 
     typer.echo(markdown(compare_runs(runs, out)), nl=False)
+
+
+app.command("safety")(safety_command)
+app.command("safety-compare")(safety_compare_command)
