@@ -16,7 +16,7 @@ from aloe_core.schemas import loads_meta, row_problems
 from aloe_core.shards import resolve_inputs
 from aloe_data.redteam import RedteamPairsConfig, run_redteam_pairs
 from aloe_infer.safety.prompts import load_prompt_set
-from aloe_infer.safety.report import write_results
+from aloe_infer.safety.report import write_predictions
 from aloe_train.dpo.config import DPOConfig
 from aloe_train.dpo.data import KEPT, tokenize_pairs
 
@@ -58,7 +58,7 @@ def _fake_run(folder: Path, config: RedteamPairsConfig) -> list[dict]:
             "verdict_by": "none" if label == "empty" else "classifier",
         })  # fmt: skip
     folder.mkdir(parents=True)
-    write_results(folder / "results.jsonl", records)
+    write_predictions(folder / "predictions.jsonl", records)
     return records
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from aloe_infer.safety.report import read_results
+from aloe_infer.safety.report import read_predictions
 
 
 def aloe(*args: str) -> subprocess.CompletedProcess:
@@ -38,17 +38,17 @@ def safety_run(tiny_model_dir, tmp_path_factory) -> tuple[Path, subprocess.Compl
 
 def test_run_folder_holds_report_heatmap_and_private_results(safety_run):
     run, _ = safety_run
-    report: dict[str, Any] = json.loads((run / "report.json").read_text())
+    report: dict[str, Any] = json.loads((run / "results.json").read_text())
     assert report["prompts"]["n"] == 12 * 2
     assert set(report["asr"]["by_style"]) == {"direct", "distractor"}
     assert len(report["asr"]["by_topic"]) == 12
     assert (run / "heatmap.png").read_bytes().startswith(b"\x89PNG")
-    assert "| topic | ASR" in (run / "report.md").read_text()
-    assert stat.S_IMODE((run / "results.jsonl").stat().st_mode) == 0o600
+    assert "| topic | ASR" in (run / "results.md").read_text()
+    assert stat.S_IMODE((run / "predictions.jsonl").stat().st_mode) == 0o600
     # The tiny model is a garbage judge: every output unparsed, every verdict the classifier's.
     assert report["judge"]["unparsed"] + report["judge"]["parsed"] + report["judge"]["errors"] == 24
     assert report["verdicts"]["by_classifier"] == report["judge"]["unparsed"] + report["judge"]["errors"]
-    records = read_results(run)
+    records = read_predictions(run)
     assert all(r["held_out"] == (r["style"] == "distractor") for r in records)
     assert all(r["classifier"]["label"] for r in records)
 
@@ -57,7 +57,9 @@ def test_answers_never_reach_stdout_or_stderr(safety_run):
     run, done = safety_run
     printed = done.stdout + done.stderr
     assert "ASR " in done.stdout  # the summary is printed
-    texts = [r["answer"] for r in read_results(run)] + [r["judge"]["output"] for r in read_results(run)]
+    texts = [r["answer"] for r in read_predictions(run)] + [
+        r["judge"]["output"] for r in read_predictions(run)
+    ]
     pieces = [t.strip()[:30] for t in texts if t and len(t.strip()) >= 12]
     assert pieces, "the tiny model wrote answers to look for"
     leaked = [p for p in pieces if p in printed]
@@ -77,7 +79,9 @@ def test_compare_and_pairs_from_the_run(safety_run, tmp_path):
     entry = json.loads((tmp_path / "pairs" / "manifest.json").read_text())["stages"]["redteam-pairs"]
     assert entry["rows_in"] == 24 and entry["dropped"].get("held_out_styles") == 12
     assert entry["rows_out"] + sum(entry["dropped"].values()) == 24
-    leaked = [r["answer"].strip()[:30] for r in read_results(run) if r["answer"] and r["answer"].strip()[:30]]
+    leaked = [
+        r["answer"].strip()[:30] for r in read_predictions(run) if r["answer"] and r["answer"].strip()[:30]
+    ]
     assert not [p for p in leaked if len(p) >= 12 and p in done.stdout + done.stderr]
 
 

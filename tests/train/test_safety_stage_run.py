@@ -17,7 +17,7 @@ import pytest
 
 from aloe_core.config import load_config, validate_config
 from aloe_data.redteam import RedteamPairsConfig, run_redteam_pairs
-from aloe_infer.safety.report import compare_runs, read_results
+from aloe_infer.safety.report import compare_runs, read_predictions
 from aloe_infer.safety.run import SafetyConfig, run_safety_eval
 from aloe_train.dpo.config import DPOConfig
 from aloe_train.dpo.recipe import run_dpo
@@ -75,10 +75,10 @@ def test_eval_pairs_safety_stage_eval_again(ray_session, tiny_model_dir, tmp_pat
     after_model = Path(summary["model"])
     after = run_safety_eval(safety_config(after_model), tmp_path / "safety-after")
     for run in ("safety-before", "safety-after"):
-        assert (tmp_path / run / "report.json").is_file() and (tmp_path / run / "heatmap.png").is_file()
+        assert (tmp_path / run / "results.json").is_file() and (tmp_path / run / "heatmap.png").is_file()
     assert after["model"] == str(after_model) and after["prompts"]["n"] == before["prompts"]["n"]
     result = compare_runs(tmp_path / "safety-before", tmp_path / "safety-after", tmp_path / "compare")
     assert result["paired"] == 48 and (tmp_path / "compare" / "compare.png").is_file()
     # Training changed the model: at least one answer differs.
-    answers = {r["id"]: r["answer"] for r in read_results(tmp_path / "safety-before")}
-    assert any(answers[r["id"]] != r["answer"] for r in read_results(tmp_path / "safety-after"))
+    answers = {r["id"]: r["answer"] for r in read_predictions(tmp_path / "safety-before")}
+    assert any(answers[r["id"]] != r["answer"] for r in read_predictions(tmp_path / "safety-after"))

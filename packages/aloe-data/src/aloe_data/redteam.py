@@ -45,7 +45,7 @@ from aloe_data.pipeline.annotations import DROP_DETAIL, DROP_REASON
 from aloe_data.pipeline.runner import stage_entry
 from aloe_data.pipeline.writer import DROPPED_DIR, write_shards
 from aloe_infer.safety.prompts import PromptSet, load_prompt_set
-from aloe_infer.safety.report import read_results
+from aloe_infer.safety.report import read_predictions
 from aloe_infer.safety.run import SafetyConfig, run_safety_eval
 
 logger = logging.getLogger("aloe.data")
@@ -155,7 +155,7 @@ def run_redteam_pairs(
     if eval_run is None:
         eval_run = out / "eval"
         run_safety_eval(config.eval, eval_run)
-    records = read_results(eval_run)
+    records = read_predictions(eval_run)
     table = pair_rows(records, prompt_set, config)
     out.mkdir(parents=True, exist_ok=True)
     _clear_outputs(out)

@@ -92,7 +92,7 @@ def safety_command(
 ) -> None:
     """Red-team a model: ASR per topic and jailbreak style, judged by an LLM rubric and a refusal classifier.
 
-    Writes RUN/results.jsonl (prompts, answers and verdicts; readable by you only), report.json and
+    Writes RUN/predictions.jsonl (prompts, answers and verdicts; readable by you only), results.json and
     heatmap.png. Compare two runs with `aloe eval safety-compare BEFORE AFTER --out DIR`.
     """
     from aloe_core.config import validate_config
@@ -109,7 +109,7 @@ def safety_command(
     report = run_safety_eval(validate_config(SafetyConfig, data, source), out)
     for line in summary_lines(report):
         typer.echo(line)
-    typer.echo(f"report: {out / 'report.json'}; heatmap: {out / 'heatmap.png'}")
+    typer.echo(f"report: {out / 'results.json'}; heatmap: {out / 'heatmap.png'}")
 
 
 def safety_compare_command(

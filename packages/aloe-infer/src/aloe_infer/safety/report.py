@@ -19,8 +19,8 @@ from aloe_core.atomic import atomic_write_bytes, atomic_write_json, atomic_write
 from aloe_core.errors import InputError
 from aloe_infer.eval.metrics import mcnemar, standard_error, wilson_interval
 
-RESULTS = "results.jsonl"
-REPORT = "report.json"
+PREDICTIONS = "predictions.jsonl"
+RESULTS = "results.json"
 HEATMAP = "heatmap.png"
 
 
@@ -187,7 +187,7 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
 
 
 def report_markdown(report: Mapping[str, Any]) -> str:
-    """``report.md``: the summary, then ASR per topic and per style (rates and counts only)."""
+    """``results.md``: the summary, then ASR per topic and per style (rates and counts only)."""
     lines = [f"# Safety: {report['model']}", "", *summary_lines(report), ""]
     judge = report["judge"]
     if judge["model"]:
@@ -211,15 +211,15 @@ def report_markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def read_results(run: str | Path) -> list[dict[str, Any]]:
+def read_predictions(run: str | Path) -> list[dict[str, Any]]:
     """The per-prompt records of a safety run folder.
 
     Raises:
         InputError: the folder has no results file, or a line is not JSON (naming the line).
     """
-    path = Path(run) / RESULTS
+    path = Path(run) / PREDICTIONS
     if not path.is_file():
-        raise InputError(f"{run}: not a safety run folder (no {RESULTS}); run `aloe eval safety` first")
+        raise InputError(f"{run}: not a safety run folder (no {PREDICTIONS}); run `aloe eval safety` first")
     records = []
     for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         try:
@@ -229,7 +229,7 @@ def read_results(run: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def write_results(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
+def write_predictions(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
     """The per-prompt JSONL, readable by its owner only: it holds answers to harmful requests."""
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     atomic_write_bytes(path, text.encode("utf-8"))
@@ -242,8 +242,8 @@ def compare_runs(before: str | Path, after: str | Path, out: str | Path) -> dict
     Prompts present in only one run, or unjudged in either, are counted and left out.
     """
     out = Path(out)
-    a_records = {r["id"]: r for r in read_results(before)}
-    b_records = {r["id"]: r for r in read_results(after)}
+    a_records = {r["id"]: r for r in read_predictions(before)}
+    b_records = {r["id"]: r for r in read_predictions(after)}
     shared = [i for i in a_records if i in b_records]
     paired = [i for i in shared if a_records[i]["unsafe"] is not None and b_records[i]["unsafe"] is not None]
     if not paired:

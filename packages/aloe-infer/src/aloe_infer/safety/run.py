@@ -2,16 +2,18 @@
 
 ``RUN/`` after :func:`run_safety_eval`::
 
-    config.json     the validated config (what to rerun)
-    results.jsonl   per prompt: id, topic, style, held_out, request, prompt, answer, answer_error,
-                    classifier {label, unsafe, jbb_jailbroken}, judge {status, unsafe, score, refusal,
-                    convincingness, specificity, output}, unsafe (final), verdict_by. Mode 0600: the
-                    answers to harmful requests live here and nowhere else (never in logs or stdout).
-    report.json     ASR overall / per topic / per style / per topic x style with Wilson 95% intervals,
-                    the same by the classifier and by JailbreakBench's string match, judge parse counts,
-                    judge-classifier agreement, StrongREJECT mean score
-    heatmap.png     the topic x style ASR heatmap (held-out styles marked *)
-    report.md       the same rates as a short human summary
+    config.json        the validated config (what to rerun)
+    predictions.jsonl  per prompt: id, topic, style, held_out, request, prompt, answer, answer_error,
+                       classifier {label, unsafe, jbb_jailbroken}, judge {status, unsafe, score, refusal,
+                       convincingness, specificity, output}, unsafe (final), verdict_by. Mode 0600: the
+                       answers to harmful requests live here and nowhere else (never in logs or stdout).
+    results.json       ASR overall / per topic / per style / per topic x style with Wilson 95%
+                       intervals, the same by the classifier and by JailbreakBench's string match, judge
+                       parse counts, judge-classifier agreement, StrongREJECT mean score; written last
+    results.md         the same rates as a short human summary
+    heatmap.png        the topic x style ASR heatmap (held-out styles marked *)
+
+The file names are those of `aloe eval run` (results.json, predictions.jsonl, results.md).
 """
 
 from __future__ import annotations
@@ -25,20 +27,20 @@ from typing import Any
 from aloe_core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, remove_debris
 from aloe_core.config import StrictModel
 from aloe_infer.actors import ActorPoolConfig
-from aloe_infer.engine import EngineConfig
+from aloe_infer.engine import EngineConfig, check_model_dir
 from aloe_infer.safety.generate import GenerationConfig, chat_ids, complete, load_tokenizer
 from aloe_infer.safety.judge import JudgeConfig, agreement, final_verdict, judge_answers
 from aloe_infer.safety.prompts import PromptSet, PromptSetConfig, SafetyPrompt, load_prompt_set
 from aloe_infer.safety.refusal import ClassifierConfig, ClassifierVerdict, classify
 from aloe_infer.safety.report import (
     HEATMAP,
-    REPORT,
+    PREDICTIONS,
     RESULTS,
     asr_tables,
     heatmap_png,
     report_markdown,
     score_summary,
-    write_results,
+    write_predictions,
 )
 from aloe_infer.safety.rubrics import RUBRICS, JudgeVerdict
 
@@ -150,7 +152,7 @@ def _record(
 def build_report(
     config: SafetyConfig, prompt_set: PromptSet, records: list[dict[str, Any]], seconds: float
 ) -> dict[str, Any]:
-    """``report.json``'s content from the per-prompt records."""
+    """``results.json``'s content from the per-prompt records."""
     judges = [r["judge"] for r in records if r["judge"] is not None]
     status = Counter(j["status"] for j in judges)
     flat = [
@@ -215,6 +217,9 @@ def run_safety_eval(config: SafetyConfig, out: str | Path) -> dict[str, Any]:
     """
     started = time.perf_counter()
     out = Path(out)
+    for engine in (config.model, config.judge.engine):
+        if engine is not None:
+            check_model_dir(engine.model)  # before any work: a typo fails in a second, not after answers
     remove_debris(out)
     prompt_set = load_prompt_set(config.prompts)
     prompts = prompt_set.prompts
@@ -226,12 +231,12 @@ def run_safety_eval(config: SafetyConfig, out: str | Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     out.chmod(0o700)  # the answers inside are for the people running the eval only
     atomic_write_json(out / "config.json", config.model_dump(mode="json"))
-    write_results(out / RESULTS, records)
+    write_predictions(out / PREDICTIONS, records)
     overall = report["asr"]["overall"]
     title = (
         f"{Path(config.model.model).name}: ASR {100 * (overall['asr'] or 0):.1f}% over {overall['n']} prompts"
     )
     atomic_write_bytes(out / HEATMAP, heatmap_png(report["asr"], title, config.prompts.held_out_styles))
-    atomic_write_text(out / "report.md", report_markdown(report))
-    atomic_write_json(out / REPORT, report)  # last: a run folder with report.json is complete
+    atomic_write_text(out / "results.md", report_markdown(report))
+    atomic_write_json(out / RESULTS, report)  # last: a run folder with results.json is complete
     return report
