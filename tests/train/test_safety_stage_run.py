@@ -20,6 +20,7 @@ from aloe_data.redteam import RedteamPairsConfig, run_redteam_pairs
 from aloe_infer.safety.report import compare_runs, read_predictions
 from aloe_infer.safety.run import SafetyConfig, run_safety_eval
 from aloe_train.dpo.config import DPOConfig
+from aloe_train.dpo.data import KEPT
 from aloe_train.dpo.recipe import run_dpo
 
 pytestmark = pytest.mark.slow  # Ray Data generation twice and a DPO stage on 2 workers
@@ -69,7 +70,10 @@ def test_eval_pairs_safety_stage_eval_again(ray_session, tiny_model_dir, tmp_pat
     assert dpo.scaling.num_workers == 2
     summary = run_dpo(dpo)
     stats = json.loads((tmp_path / "dpo" / "safety" / "data_stats.json").read_text())
-    assert stats["rows"] == {"train": {"ok": entry["rows_out"]}}, stats["rows"]  # no drop, none unselected
+    # Every pair kept (long jailbreak prompts are cut to the config's max_prompt_length: kept, counted
+    # as truncated_prompt); none dropped, none left out by the stage's `where`.
+    rows = stats["rows"]["train"]
+    assert set(rows) <= set(KEPT) and sum(rows.values()) == entry["rows_out"], stats["rows"]
     assert stats["train_pairs"]["pairs"] == entry["rows_out"]
 
     after_model = Path(summary["model"])
