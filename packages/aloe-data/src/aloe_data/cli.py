@@ -142,3 +142,60 @@ def ingest(
     )
     manifest = run_pipeline(pipeline, out)
     _echo_entry(next(iter(manifest.stages.values())))
+
+
+@app.command("redteam-pairs")
+def redteam_pairs(
+    config: Annotated[
+        Path | None, typer.Argument(help="Pairs config YAML (eval: a safety config; rejected; source).")
+    ] = None,
+    out: OutOpt = None,
+    prompts: Annotated[
+        str | None, typer.Option("--prompts", help="Prompt set YAML or Egida-style JSONL (default: shipped).")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model folder whose answers to judge.")] = None,
+    judge: Annotated[
+        str | None, typer.Option("--judge", help="Judge model folder (none: classifier).")
+    ] = None,
+    held_out: Annotated[
+        list[str] | None, typer.Option("--held-out", help="A style never to put in pairs; repeatable.")
+    ] = None,
+    eval_run: Annotated[
+        Path | None, typer.Option("--eval-run", help="Reuse this safety run's answers and verdicts.")
+    ] = None,
+    local: Annotated[
+        bool, typer.Option("--local", help="Run models in this process, not Ray actors.")
+    ] = False,
+    overrides: SetOpt = None,
+) -> None:
+    """DPO pairs from red-teaming: chosen = a safe refusal that redirects to care, rejected = the model's
+    own answer judged unsafe; `preference` rows with meta.category safety for the safety DPO stage."""
+    import json
+
+    from aloe_core.config import validate_config
+    from aloe_core.errors import InputError
+    from aloe_data.commands import require_out
+    from aloe_data.redteam import RedteamPairsConfig, run_redteam_pairs
+    from aloe_infer.safety.cli import config_data
+
+    out = require_out(out, None)
+    data, source = config_data(
+        config, model=model, prompts=prompts, judge=judge, rubric=None, held_out=held_out, local=local,
+        overrides=overrides, section="eval",
+    )  # fmt: skip
+    if eval_run is not None:
+        # The run's own config says which model answered and on which prompts; options apply on top.
+        saved = eval_run / "config.json"
+        if not saved.is_file():
+            raise InputError(f"{eval_run}: not a safety run folder (no config.json); see `aloe eval safety`")
+        data["eval"] = _deep_merge(json.loads(saved.read_text(encoding="utf-8")), data["eval"])
+    entry = run_redteam_pairs(validate_config(RedteamPairsConfig, data, source), out, eval_run)
+    _echo_entry(entry)
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        old = merged.get(key)
+        merged[key] = _deep_merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    return merged

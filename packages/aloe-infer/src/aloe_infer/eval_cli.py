@@ -1,4 +1,5 @@
-"""`aloe eval ...`: benchmark a model (`run`), compare runs (`compare`)."""
+"""`aloe eval ...`: benchmark a model (`run`), compare runs (`compare`), red-team a model (`safety`,
+`safety-compare`: :mod:`aloe_infer.safety.cli`)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from typing import Annotated
 
 import typer
 
+from aloe_infer.safety.cli import safety_command, safety_compare_command
+
 app = typer.Typer(
-    help="Evaluate models: medical benchmarks (zero-shot, CoT, Medprompt).", no_args_is_help=True
+    help="Evaluate models: medical benchmarks (zero-shot, CoT, Medprompt), safety red-teaming.",
+    no_args_is_help=True,
 )
 
 
@@ -62,3 +66,7 @@ def compare_command(
     from aloe_infer.eval.compare import compare_runs, markdown
 
     typer.echo(markdown(compare_runs(runs, out)), nl=False)
+
+
+app.command("safety")(safety_command)
+app.command("safety-compare")(safety_compare_command)
