@@ -11,6 +11,14 @@ packed into read tasks of about ``rows_per_task`` rows, chosen so the read yield
 :data:`MIN_ROWS_PER_TASK` rows, whose scheduling would cost more than their work). Every downstream map
 runs fused into these tasks, so this one choice sizes the parallelism of every row-local stage.
 
+Fused only if Ray Data is told the task count: left to itself it asks for ``read_op_min_num_blocks``
+(200) blocks, and when a datasource plans fewer tasks it splits every task's output into ``k`` blocks
+(``Read->SplitBlocks(k)``), and a read with a split factor is never fused with the maps after it. Each
+stage then ran as two operators, with every block going through the object store between them and the
+two competing for the CPUs under Ray Data's resource reservation (on 1 CPU they took turns). The read
+therefore passes ``override_num_blocks`` = the planned task count (:func:`planned_read`), which
+sources' ingest uses too.
+
 Order: tasks are listed in file order, then row-group order, and the Dataset preserves order, so rows
 come out exactly as ``read_parquet`` gives them (stages write byte-identical shards either way).
 """
@@ -69,6 +77,10 @@ class RecordShardsDatasource(Datasource):
         self._ranges = plan_ranges(paths, cpus)
         self._schema = pq.read_schema(paths[0]) if paths else None
 
+    @property
+    def num_tasks(self) -> int:
+        return len(self._ranges)
+
     def get_name(self) -> str:
         return "RecordShards"
 
@@ -100,10 +112,19 @@ def _reader(r: RowGroupRange):
     return read
 
 
+def planned_read(datasource: Datasource, tasks: int) -> ray.data.Dataset:
+    """``datasource`` read as exactly its ``tasks`` planned read tasks, one block stream each, in order.
+
+    Giving Ray the count is what keeps the read fused with the maps that follow (module docstring).
+    """
+    ds = ray.data.read_datasource(datasource, override_num_blocks=max(1, tasks))
+    ds.context.execution_options.preserve_order = True
+    return ds
+
+
 def read_record_shards(paths: Sequence[str], cpus: int) -> ray.data.Dataset:
     """The rows of ``paths`` (in order) as a Dataset of CPU-filling read tasks."""
     if not paths:
         return ray.data.from_items([])
-    ds = ray.data.read_datasource(RecordShardsDatasource([str(p) for p in paths], cpus))
-    ds.context.execution_options.preserve_order = True
-    return ds
+    datasource = RecordShardsDatasource([str(p) for p in paths], cpus)
+    return planned_read(datasource, datasource.num_tasks)
