@@ -166,7 +166,9 @@ def bench_datatrove(folder: Path, work: Path, cpus: int) -> dict[str, dict[str, 
         "uv", "run", "--no-project", "--quiet", *DATATROVE, "python", str(Path(__file__).resolve()),
         "--datatrove-worker", str(folder), str(work), str(cpus),
     ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd="/tmp")
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd="/tmp")
+    if done.returncode != 0:  # say why: its own log goes to stderr
+        raise RuntimeError(f"datatrove on {cpus} CPU failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
