@@ -39,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from exact_dedup import tree_cpu_seconds  # a sibling script (sys.path[0] is this folder)
+
 # xxhash: see benchmarks/minhash.py; tokenizers: datatrove.pipeline.dedup imports it but does not declare it.
 DATATROVE = ["--with", "datatrove==0.10.1", "--with", "xxhash<3.5", "--with", "tokenizers"]
 STEPS = {  # our stage -> the datatrove step it is compared with
@@ -69,13 +71,28 @@ def run_once(sample_dir: Path, out_dir: Path, num_cpus: int) -> None:
     ensure_ray(num_cpus, log_to_driver=False)
     ray_seconds = time.perf_counter() - started
     raw = sample_pipeline(sample_dir, "sft") | {"ray_cpus": num_cpus, "report": False}
-    manifest = run_pipeline(validate_config(PipelineConfig, raw), out_dir)
+    cpu = {"start": tree_cpu_seconds()}
+
+    def after_stage(stage_dir: str, entry: dict) -> None:
+        cpu[stage_dir] = tree_cpu_seconds()
+
+    manifest = run_pipeline(validate_config(PipelineConfig, raw), out_dir, after_stage=after_stage)
     stages = list(manifest.stages.values())
+    marks = list(cpu.values())
     summary = {
         "rows_in": stages[0]["rows_in"],
         "rows_out": stages[-1]["rows_out"],
         "ray_start": ray_seconds,
-        "stages": {s["stage"]: {"seconds": s["seconds"], "rows_in": s["rows_in"]} for s in stages},
+        "stages": {
+            s["stage"]: {
+                "seconds": s["seconds"],
+                "cpu_seconds": after - before,
+                "rows_in": s["rows_in"],
+                "rows_out": s["rows_out"],
+                "dropped": s["dropped"],
+            }
+            for s, before, after in zip(stages, marks[:-1], marks[1:], strict=True)
+        },
     }
     print(json.dumps(summary))
 
@@ -98,6 +115,8 @@ def export_for_datatrove(stage_dir: Path, out: Path, files: int) -> int:
 def datatrove_worker(folder: Path, work: Path, cpus: int) -> None:
     """Runs inside the throwaway datatrove environment, pinned; prints JSON {step: seconds}."""
     pin(cpus)
+    import resource
+
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.dedup.exact_dedup import (
         ExactDedupConfig,
@@ -108,11 +127,18 @@ def datatrove_worker(folder: Path, work: Path, cpus: int) -> None:
     from datatrove.pipeline.formatters import PIIFormatter
     from datatrove.pipeline.readers import JsonlReader
 
+    def cpu_now() -> float:
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    cpu: dict[str, float] = {}
+
     def run(name: str, pipeline: list, tasks: int = cpus) -> float:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), cpu_now()
         LocalPipelineExecutor(
             pipeline=pipeline, tasks=tasks, workers=tasks, logging_dir=str(work / "logs" / name)
         ).run()
+        cpu[name] = cpu_now() - started_cpu  # its worker processes are reaped when run() returns
         return time.perf_counter() - started
 
     def reader() -> JsonlReader:
@@ -126,16 +152,65 @@ def datatrove_worker(folder: Path, work: Path, cpus: int) -> None:
         + run("find", [ExactFindDedups(str(work / "sigs"), str(work / "dups"), config=config)], tasks=1)
         + run("filter", [reader(), ExactDedupFilter(str(work / "dups"), config=config)]),
     }
-    print(json.dumps(seconds))
+    cpu_seconds = {
+        "read": cpu["read"],
+        "pii": cpu["pii"],
+        "exact_dedup": cpu["signature"] + cpu["find"] + cpu["filter"],
+    }
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds}))
 
 
-def bench_datatrove(folder: Path, work: Path, cpus: int) -> dict[str, float]:
+def bench_datatrove(folder: Path, work: Path, cpus: int) -> dict[str, dict[str, float]]:
+    """datatrove's ``{"seconds": {step: s}, "cpu_seconds": {step: s}}`` on ``cpus`` pinned cores."""
     cmd = [
         "uv", "run", "--no-project", "--quiet", *DATATROVE, "python", str(Path(__file__).resolve()),
         "--datatrove-worker", str(folder), str(work), str(cpus),
     ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd="/tmp")
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd="/tmp")
+    if done.returncode != 0:  # say why: its own log goes to stderr
+        raise RuntimeError(f"datatrove on {cpus} CPU failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def load() -> str:
+    """The 1-minute load average and the machine's cores, printed beside every figure."""
+    return f"load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+
+
+def print_run(cpus: int, summary: dict) -> None:
+    """One pinned run: totals, then per stage wall seconds, rows/s, CPU seconds and drops."""
+    stages = summary["stages"].values()
+    stage_seconds = sum(s["seconds"] for s in stages)
+    cpu_seconds = sum(s["cpu_seconds"] for s in stages)
+    rows = summary["rows_in"]
+    print(
+        f"{cpus} CPU (pinned, {summary['load']}): {rows} rows in -> {summary['rows_out']} out; "
+        f"wall {summary['wall']:.1f}s incl. process and Ray start ({summary['ray_start']:.1f}s): "
+        f"{rows / summary['wall']:,.0f} rows/s; stages alone {stage_seconds:.1f}s: "
+        f"{rows / stage_seconds:,.0f} rows/s; stage CPU {cpu_seconds:.1f}s (all processes)",
+        flush=True,
+    )
+    for name, s in summary["stages"].items():
+        dropped = ", ".join(f"{k}={v}" for k, v in s["dropped"].items()) or "none"
+        print(
+            f"  {name[3:]:14s} {s['seconds']:6.1f}s {s['rows_in'] / max(s['seconds'], 1e-9):8,.0f} rows/s"
+            f"   CPU {s['cpu_seconds']:6.1f}s {s['rows_in'] / max(s['cpu_seconds'], 1e-9):8,.0f} rows/CPU-s"
+            f"   {s['rows_in']} in -> {s['rows_out']} out, dropped {dropped}",
+            flush=True,
+        )
+
+
+def print_datatrove(cpus: int, docs: int, ours: dict, theirs: dict) -> None:
+    """Each comparable step: datatrove's and our seconds, throughput and CPU seconds, and our ratio."""
+    print(f"datatrove 0.10.1 vs aloe, {cpus} CPU (pinned, {load()}), {docs} documents:")
+    for stage, step in STEPS.items():
+        rows, wall, cpu = ours[stage]["rows_in"], ours[stage]["seconds"], ours[stage]["cpu_seconds"]
+        dt_wall, dt_cpu = theirs["seconds"][step], theirs["cpu_seconds"][step]
+        print(
+            f"  {step:12s} datatrove {dt_wall:6.1f}s ({docs / dt_wall:8,.0f} docs/s, CPU {dt_cpu:5.1f}s)"
+            f"   aloe {stage[3:]} {wall:6.1f}s ({rows / wall:8,.0f} rows/s, CPU {cpu:5.1f}s)"
+            f"   aloe {dt_wall / wall * rows / docs:.2f}x by wall, {dt_cpu / cpu * rows / docs:.2f}x by CPU"
+        )
 
 
 def main() -> None:
@@ -177,17 +252,9 @@ def main() -> None:
             output = subprocess.run(child, check=True, capture_output=True, text=True).stdout
             summary = json.loads(output.strip().splitlines()[-1])
             summary["wall"] = time.perf_counter() - started
+            summary["load"] = load()
             results[cpus] = summary
-            per_stage = ", ".join(
-                f"{name[3:]} {s['seconds']:.1f}s ({s['rows_in'] / max(s['seconds'], 1e-9):,.0f} rows/s)"
-                for name, s in summary["stages"].items()
-            )
-            print(
-                f"{cpus} CPU (pinned): {summary['rows_in']} rows in -> {summary['rows_out']} out, "
-                f"wall {summary['wall']:.1f}s incl. Ray start {summary['ray_start']:.1f}s: "
-                f"{summary['rows_in'] / summary['wall']:,.0f} rows/s; stages: {per_stage}",
-                flush=True,
-            )
+            print_run(cpus, summary)
         counts = sorted(results)
         if len(counts) > 1:
             lo, hi = results[counts[0]], results[counts[-1]]
@@ -207,15 +274,7 @@ def main() -> None:
                 )
                 theirs = bench_datatrove(work / "dt-in", work / f"dt-work-{cpus}", cpus)
                 shutil.rmtree(work / "dt-in")
-                ours = results[cpus]["stages"]
-                print(f"datatrove 0.10.1 vs aloe, {cpus} CPU (pinned), {docs} documents:")
-                for stage, step in STEPS.items():
-                    rows, seconds = ours[stage]["rows_in"], ours[stage]["seconds"]
-                    print(
-                        f"  {step:12s} datatrove {theirs[step]:6.1f}s ({docs / theirs[step]:8,.0f} docs/s)   "
-                        f"aloe {stage[3:]} {seconds:6.1f}s ({rows / seconds:8,.0f} rows/s)   "
-                        f"aloe {theirs[step] / seconds * rows / docs:.2f}x"
-                    )
+                print_datatrove(cpus, docs, results[cpus]["stages"], theirs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

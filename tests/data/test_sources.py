@@ -575,13 +575,13 @@ def test_order_is_file_then_line_across_many_blocks_and_tasks(ray_session, tmp_p
             for i in range(2500)
         ]
         (tmp_path / f"part-{f}.jsonl").write_text("\n".join(lines) + "\n")
-    ds = read_sources([source("al", "alpaca", str(tmp_path))], "sft", override_num_blocks=3)
+    ds = read_sources([source("al", "alpaca", str(tmp_path))], "sft", cpus=3)
     got = [(meta(r)["file"], meta(r)["row"]) for r in ds.take_all()]
     assert got == [(f"part-{f}.jsonl", i) for f in range(3) for i in range(1, 2501)]
 
 
 def test_two_reads_give_identical_rows(ray_session, sft_rows):
-    again = read_sources(fixture_sources(), "sft", override_num_blocks=4).take_all()
+    again = read_sources(fixture_sources(), "sft", cpus=4).take_all()
     first = [r for rows in sft_rows.values() for r in rows]
     assert again == first
     assert len({r["id"] for r in first}) == len(first)

@@ -92,10 +92,11 @@ def truncate(text: str) -> str:
 # -- JSONL ---------------------------------------------------------------------------------------------
 
 
-def iter_lines(stream: Any, chunk_size: int = READ_CHUNK) -> Iterator[tuple[int, bytes]]:
-    """``(line number, line bytes without the newline)`` for every line of a byte stream."""
+def iter_lines(stream: Any, chunk_size: int = READ_CHUNK, first_line: int = 1) -> Iterator[tuple[int, bytes]]:
+    """``(line number, line bytes without the newline)`` for every line of a byte stream, numbered from
+    ``first_line`` (a stream that starts at a line of a file further on: ingest reads big files in parts)."""
     buffer = bytearray()
-    number = 0
+    number = first_line - 1
     while True:
         data = stream.read(chunk_size)
         if not data:
@@ -125,9 +126,10 @@ def _undecodable_line(number: int, line: bytes, error: UnicodeDecodeError) -> Ra
     return RawRow(number, error=f"{marked_field(value) or '$'}: {where}", raw=raw)
 
 
-def iter_jsonl(stream: Any, chunk_size: int = READ_CHUNK) -> Iterator[RawRow]:
-    """One :class:`RawRow` per non-blank line, located by its 1-based line number."""
-    for number, line in iter_lines(stream, chunk_size):
+def iter_jsonl(stream: Any, chunk_size: int = READ_CHUNK, first_line: int = 1) -> Iterator[RawRow]:
+    """One :class:`RawRow` per non-blank line, located by its 1-based line number (the stream's first
+    line being line ``first_line`` of its file)."""
+    for number, line in iter_lines(stream, chunk_size, first_line):
         if number == 1 and line.startswith(codecs.BOM_UTF8):
             line = line[len(codecs.BOM_UTF8) :]
         line = line.rstrip(b"\r")

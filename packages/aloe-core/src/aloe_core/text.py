@@ -11,8 +11,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-_NON_WORD = re.compile(r"[^\w\s]+", re.UNICODE)
-_SPACE = re.compile(r"\s+", re.UNICODE)
+_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def normalize_for_matching(text: str) -> str:
@@ -21,15 +20,37 @@ def normalize_for_matching(text: str) -> str:
     Two texts that differ only in case, spacing, punctuation or Unicode compatibility forms (full-width
     letters, ligatures, non-breaking spaces) normalise to the same string.
     """
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = _NON_WORD.sub(" ", text)
-    return _SPACE.sub(" ", text).strip()
+    # Replacing each run of punctuation (neither \w nor \s: every character is exactly one of the three)
+    # by a space, collapsing whitespace and stripping leaves the maximal runs of \w characters joined by
+    # single spaces: one regex pass finds them.
+    return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
 
 
 def words(text: str) -> list[str]:
     """The tokens of :func:`normalize_for_matching` (whitespace split)."""
-    normalized = normalize_for_matching(text)
-    return normalized.split(" ") if normalized else []
+    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+# Joins texts for one regex pass: "Q" is a word of its own that no case-folded text contains.
+_TEXT_BREAK = " Q "
+
+
+def words_of_texts(texts: Iterable[str]) -> tuple[list[str], list[int]]:
+    """``[w for t in texts for w in words(t)]`` and the number of words of each text, in one regex pass
+    over all the texts (decontamination tokenises a batch of rows at a time; per text, two regex
+    substitutions cost more than the matching itself)."""
+    folded = [unicodedata.normalize("NFKC", text).casefold() for text in texts]
+    if not folded:
+        return [], []
+    tokens = _WORD.findall(_TEXT_BREAK.join(folded))
+    counts, words_, start = [], [], 0
+    for _ in range(len(folded) - 1):
+        end = tokens.index("Q", start)
+        counts.append(end - start)
+        words_ += tokens[start:end]
+        start = end + 1
+    counts.append(len(tokens) - start)
+    return words_ + tokens[start:], counts
 
 
 def word_ngrams(text: str, n: int) -> set[str]:

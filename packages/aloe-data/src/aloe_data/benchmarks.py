@@ -49,6 +49,7 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from aloe_core.containers import READERS, RawRow
@@ -266,7 +267,17 @@ def ngram_hash(tokens: Sequence[str]) -> int:
 
 
 def token_hashes(tokens: Sequence[str]) -> np.ndarray:
-    return np.fromiter(map(token_hash, tokens), dtype=np.uint64, count=len(tokens))
+    """:func:`token_hash` of every token, each distinct token hashed once (a batch of rows repeats its
+    words many times: the distinct ones are found by Arrow's dictionary encoding, in C++)."""
+    if len(tokens) < 1024:
+        return np.fromiter(map(token_hash, tokens), dtype=np.uint64, count=len(tokens))
+    try:
+        encoded = pa.array(tokens, pa.string()).dictionary_encode()
+    except (pa.ArrowException, UnicodeEncodeError):  # a lone surrogate: not UTF-8, hashed one by one
+        return np.fromiter(map(token_hash, tokens), dtype=np.uint64, count=len(tokens))
+    distinct = encoded.dictionary.to_pylist()
+    hashes = np.fromiter(map(token_hash, distinct), dtype=np.uint64, count=len(distinct))
+    return hashes[encoded.indices.to_numpy()]
 
 
 def _fmix_array(x: np.ndarray) -> np.ndarray:

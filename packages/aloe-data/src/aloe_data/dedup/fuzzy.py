@@ -61,6 +61,7 @@ from aloe_data.dedup.lsh import band_keys, bucket_star_edges, empty_edges
 from aloe_data.dedup.minhash import EMPTY, estimated_jaccard, signatures
 from aloe_data.dedup.rows import TextFn, answer_lengths, check_utf8, matching_texts, quality_scores
 from aloe_data.dedup.shingles import shingle_set
+from aloe_data.pipeline.batching import map_in_batches
 from aloe_data.pipeline.broadcast import IdIndex, index_by_id, worker_get
 
 DROP_REASON = "near_duplicate"
@@ -134,10 +135,10 @@ def _candidate_edges(
     num_partitions: int | None,
 ) -> pa.Table:
     """Steps 1-2: the star edges (band_key, src, dst) of every LSH bucket, collected on the driver."""
-    keyed = ds.map_batches(
+    keyed = map_in_batches(
+        ds,
         _band_key_rows,
-        batch_format="pyarrow",
-        batch_size=batch_size,
+        batch_size,
         fn_kwargs={"config": config, "bands": bands, "rows": rows, "text_fn": text_fn},
     )
     if num_partitions is None:
@@ -310,10 +311,10 @@ def _lookup(
 ) -> pa.Table:
     """Step 3: candidate rows (id, signature, score, answer_length[, text]) in ``nodes`` order."""
     index = IdIndex(nodes)
-    found = ds.map_batches(
+    found = map_in_batches(
+        ds,
         _candidate_rows,
-        batch_format="pyarrow",
-        batch_size=batch_size,
+        batch_size,
         fn_kwargs={"index": ray.put(index), "config": config, "text_fn": text_fn},
     )
     with _user_errors(found):

@@ -5,11 +5,23 @@ so a stage whose input is a handful of large shards ran as a handful of tasks, a
 shard as one task, however many CPUs the cluster had (``benchmarks/pipeline.py`` measured 0.97x from 1
 to 2 CPUs). Ray Data's ``override_num_blocks`` only splits a block after the whole file was read, in
 the same task. This datasource plans the read from the Parquet footers instead: the unit of work is a
-row group (aloe's writer makes them of at most 10,000 rows), and consecutive row groups of a file are
-packed into read tasks of about ``rows_per_task`` rows, chosen so the read yields at least
-``tasks_per_cpu`` tasks per cluster CPU when the input is big enough (and never tasks of fewer than
-:data:`MIN_ROWS_PER_TASK` rows, whose scheduling would cost more than their work). Every downstream map
-runs fused into these tasks, so this one choice sizes the parallelism of every row-local stage.
+row group (aloe's writer makes them of at most 10,000 rows): consecutive row groups of a file are cut
+into ranges of about a target number of rows, chosen so the read yields at least ``tasks_per_cpu`` tasks
+per cluster CPU when the input is big enough (and never tasks of fewer than :data:`MIN_ROWS_PER_TASK`
+rows, whose scheduling would cost more than their work), and consecutive ranges smaller than the target
+(small files: a run with ``shard_rows: 2000`` has ~85 files per 170k-row stage) are packed into one task
+up to the target, each range still its own block. Every downstream map and the writer run fused into
+these tasks, so this one choice sizes the parallelism of every stage pass. (One task per small file made
+each task ~0.1 s of work: Ray Data's per-task scheduling and resource accounting then kept the second
+CPU of a 2-CPU machine idle most of the time.)
+
+Fused only if Ray Data is told the task count: left to itself it asks for ``read_op_min_num_blocks``
+(200) blocks, and when a datasource plans fewer tasks it splits every task's output into ``k`` blocks
+(``Read->SplitBlocks(k)``), and a read with a split factor is never fused with the maps after it. Each
+stage then ran as two operators, with every block going through the object store between them and the
+two competing for the CPUs under Ray Data's resource reservation (on 1 CPU they took turns). The read
+therefore passes ``override_num_blocks`` = the planned task count (:func:`planned_read`), which
+sources' ingest uses too.
 
 Order: tasks are listed in file order, then row-group order, and the Dataset preserves order, so rows
 come out exactly as ``read_parquet`` gives them (stages write byte-identical shards either way).
@@ -28,7 +40,7 @@ from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
 MIN_ROWS_PER_TASK = 2_000
-TASKS_PER_CPU = 4
+TASKS_PER_CPU = 8
 
 
 @dataclass(frozen=True)
@@ -42,11 +54,15 @@ class RowGroupRange:
     bytes: int
 
 
+def target_rows(total: int, cpus: int, tasks_per_cpu: int = TASKS_PER_CPU) -> int:
+    """Rows per read task for ``total`` rows on ``cpus`` CPUs (see module doc)."""
+    return max(MIN_ROWS_PER_TASK, math.ceil(total / max(1, cpus * tasks_per_cpu)))
+
+
 def plan_ranges(paths: Sequence[str], cpus: int, tasks_per_cpu: int = TASKS_PER_CPU) -> list[RowGroupRange]:
     """Consecutive row groups of each file packed into ranges of about the target rows (see module doc)."""
     footers = [(path, pq.ParquetFile(path).metadata) for path in paths]
-    total = sum(meta.num_rows for _, meta in footers)
-    target = max(MIN_ROWS_PER_TASK, math.ceil(total / max(1, cpus * tasks_per_cpu)))
+    target = target_rows(sum(meta.num_rows for _, meta in footers), cpus, tasks_per_cpu)
     ranges: list[RowGroupRange] = []
     for path, meta in footers:
         start, rows, size = 0, 0, 0
@@ -61,49 +77,81 @@ def plan_ranges(paths: Sequence[str], cpus: int, tasks_per_cpu: int = TASKS_PER_
     return ranges
 
 
+def pack_ranges(ranges: list[RowGroupRange], target: int) -> list[list[RowGroupRange]]:
+    """Consecutive ranges packed into tasks of at most ``target`` rows (a bigger range alone), in order."""
+    tasks: list[list[RowGroupRange]] = []
+    rows = 0
+    for r in ranges:
+        if not tasks or rows + r.rows > target:
+            tasks.append([])
+            rows = 0
+        tasks[-1].append(r)
+        rows += r.rows
+    return tasks
+
+
 class RecordShardsDatasource(Datasource):
     """Parquet record shards read as row-group ranges (see :func:`plan_ranges`)."""
 
     def __init__(self, paths: Sequence[str], cpus: int) -> None:
         super().__init__()
-        self._ranges = plan_ranges(paths, cpus)
+        ranges = plan_ranges(paths, cpus)
+        self._tasks = pack_ranges(ranges, target_rows(sum(r.rows for r in ranges), cpus))
         self._schema = pq.read_schema(paths[0]) if paths else None
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self._tasks)
 
     def get_name(self) -> str:
         return "RecordShards"
 
     def estimate_inmemory_data_size(self) -> int:
-        return sum(r.bytes for r in self._ranges)
+        return sum(r.bytes for task in self._tasks for r in task)
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit=None, data_context=None) -> list[ReadTask]:
-        # One task per planned range whatever `parallelism` says: the plan already sized them for the
-        # cluster, and merging ranges of different files would change nothing but the task count.
+        # The planned tasks whatever `parallelism` says: the plan already sized them for the cluster.
         return [
             ReadTask(
-                _reader(r),
-                BlockMetadata(num_rows=r.rows, size_bytes=r.bytes, exec_stats=None, input_files=(r.path,)),
+                _reader(task),
+                BlockMetadata(
+                    num_rows=sum(r.rows for r in task),
+                    size_bytes=sum(r.bytes for r in task),
+                    exec_stats=None,
+                    input_files=tuple(dict.fromkeys(r.path for r in task)),
+                ),
                 schema=self._schema,
                 per_task_row_limit=per_task_row_limit,
             )
-            for r in self._ranges
+            for task in self._tasks
         ]
 
 
-def _reader(r: RowGroupRange):
+def _reader(task: list[RowGroupRange]):
     def read() -> Iterator[pa.Table]:
-        file = pq.ParquetFile(r.path)
-        if r.last < r.first:
-            yield file.schema_arrow.empty_table()
-            return
-        yield file.read_row_groups(list(range(r.first, r.last + 1)))
+        for r in task:  # one block per range
+            file = pq.ParquetFile(r.path)
+            if r.last < r.first:
+                yield file.schema_arrow.empty_table()
+            else:
+                yield file.read_row_groups(list(range(r.first, r.last + 1)))
 
     return read
+
+
+def planned_read(datasource: Datasource, tasks: int) -> ray.data.Dataset:
+    """``datasource`` read as exactly its ``tasks`` planned read tasks, one block stream each, in order.
+
+    Giving Ray the count is what keeps the read fused with the maps that follow (module docstring).
+    """
+    ds = ray.data.read_datasource(datasource, override_num_blocks=max(1, tasks))
+    ds.context.execution_options.preserve_order = True
+    return ds
 
 
 def read_record_shards(paths: Sequence[str], cpus: int) -> ray.data.Dataset:
     """The rows of ``paths`` (in order) as a Dataset of CPU-filling read tasks."""
     if not paths:
         return ray.data.from_items([])
-    ds = ray.data.read_datasource(RecordShardsDatasource([str(p) for p in paths], cpus))
-    ds.context.execution_options.preserve_order = True
-    return ds
+    datasource = RecordShardsDatasource([str(p) for p in paths], cpus)
+    return planned_read(datasource, datasource.num_tasks)

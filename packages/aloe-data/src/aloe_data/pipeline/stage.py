@@ -23,6 +23,7 @@ from pydantic import Field
 
 from aloe_core.config import StrictModel
 from aloe_core.shards import Kind
+from aloe_data.pipeline.batching import map_in_batches, slices
 
 if TYPE_CHECKING:  # Ray Data takes seconds to import; config classes and `aloe data --help` need none
     import pyarrow as pa
@@ -113,9 +114,10 @@ class BatchStage(Stage):
                 )
             return out
 
-        return ds.map_batches(run, batch_format="pyarrow", batch_size=self.batch_size)
+        return map_in_batches(ds, run, self.batch_size)
 
     def process_tables(self, tables: Iterable[pa.Table], ctx: StageContext) -> Iterator[pa.Table]:
         for table in tables:
-            for start in range(0, table.num_rows, self.batch_size):
-                yield self.process(table.slice(start, self.batch_size), ctx.kind)
+            if table.num_rows:
+                for batch in slices(table, self.batch_size):
+                    yield self.process(batch, ctx.kind)

@@ -1,7 +1,10 @@
 """Writing a stage's annotated Dataset as Parquet shards: kept rows and dropped rows apart.
 
-Each Ray write task receives at least ``shard_rows`` rows (Ray buffers blocks for us through
-``min_rows_per_write``), splits them on ``drop_reason``, and writes
+Each Ray write task receives the blocks of one read task: the write runs fused into the read tasks with
+the stage's maps (:mod:`aloe_data.pipeline.batching`), so the read plan, which sizes tasks for the
+cluster, also decides the files. (Asking Ray for ``min_rows_per_write`` would undo that: Ray does not
+fuse a read with anything that needs bundles of a minimum size, so every block then went through the
+object store to separate write tasks.) A write task splits its rows on ``drop_reason``, and writes
 
 * kept rows, cast to the record schema, as ``part-<task>-<seq>.parquet`` files of at most ``shard_rows``
   rows (and about ``shard_bytes`` bytes, if set), and
@@ -111,10 +114,6 @@ class StageSink(Datasink[dict[str, Any]]):
         self.shard_rows = shard_rows
         self.shard_bytes = shard_bytes
         self.results: list[dict[str, Any]] = []
-
-    @property
-    def min_rows_per_write(self) -> int:
-        return self.shard_rows
 
     def get_name(self) -> str:
         return "StageShards"

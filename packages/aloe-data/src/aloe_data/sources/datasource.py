@@ -1,8 +1,10 @@
 """A Ray Data datasource over every file of every source of a run, read and normalised in the read tasks.
 
 One datasource (not one per source joined with ``union``) because Ray's ordered ``union`` interleaves
-its inputs block by block; a single file list in run order, split into contiguous read tasks, gives
-rows in exactly the order sources, files and lines are listed when ``preserve_order`` is on.
+its inputs block by block; a single list of read tasks in run order (:mod:`aloe_data.sources.pieces`:
+files cut into pieces, packed into tasks that fill the cluster's CPUs) gives rows in exactly the order
+sources, files and lines are listed when ``preserve_order`` is on. The driver reads tiny inputs with the
+same functions, without Ray (:func:`read_units_in_process`), so both give the same rows.
 """
 
 from __future__ import annotations
@@ -12,21 +14,22 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
-import ray
-from ray.data._internal.util import infer_compression  # what the Ray read tasks use
-from ray.data.datasource import FileBasedDatasource
+from ray.data.block import BlockMetadata
+from ray.data.datasource import Datasource, ReadTask
 
-from aloe_core.containers import READERS
+from aloe_core.containers import READERS, iter_jsonl
 from aloe_data.pipeline.annotations import annotated_schema
 from aloe_data.sources.config import SourceConfig
 from aloe_data.sources.paths import FileUnit
+from aloe_data.sources.pieces import Piece, open_piece, plan_tasks
 from aloe_data.sources.records import to_row
 
 ROWS_PER_BLOCK = 2000
 
 
-class SourcesDatasource(FileBasedDatasource):
-    """Reads :class:`FileUnit` s (files of configured sources) into annotated rows of ``kind``.
+class SourcesDatasource(Datasource):
+    """Reads the pieces of :class:`FileUnit` s (files of configured sources) into annotated rows of
+    ``kind``, in the read tasks :func:`~aloe_data.sources.pieces.plan_tasks` plans for ``cpus`` CPUs.
 
     Each yielded block holds at most :data:`ROWS_PER_BLOCK` rows of one file, with the schema
     :func:`~aloe_data.pipeline.annotations.annotated_schema` of ``kind``.
@@ -38,40 +41,71 @@ class SourcesDatasource(FileBasedDatasource):
         sources: list[SourceConfig],
         kind: str,
         filesystem: pafs.FileSystem,
+        cpus: int,
     ) -> None:
-        super().__init__([u.path for u in units], filesystem=filesystem)
+        super().__init__()
+        self._tasks = plan_tasks(units, filesystem, cpus)
         self._sources = list(sources)
         self._kind = kind
-        # The unit table goes to the object store once, instead of inside every serialised read task.
-        self._units_ref = ray.put({u.path: u for u in units})
-        self._units: dict[str, FileUnit] | None = None
+        self._filesystem = filesystem
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self._tasks)
 
     def get_name(self) -> str:
         return "AloeSources"
 
-    def _unit(self, path: str) -> FileUnit:
-        if self._units is None:
-            self._units = ray.get(self._units_ref)
-        return self._units[path]
+    def estimate_inmemory_data_size(self) -> int:
+        return sum(piece.size for task in self._tasks for piece in task)
 
-    def _open_input_source(self, filesystem: Any, path: str, **open_args: Any) -> pa.NativeFile:
-        # Parquet needs random access (footer first); the other containers are read as streams, with
-        # compression (.gz, .bz2, .zst) inferred from the file name by the base class.
-        if self._unit(path).container == "parquet":
-            return filesystem.open_input_file(path)
-        return super()._open_input_source(filesystem, path, **open_args)
+    def get_read_tasks(self, parallelism: int, per_task_row_limit=None, data_context=None) -> list[ReadTask]:
+        # The planned tasks whatever `parallelism` says (the plan already sized them for the cluster).
+        schema = annotated_schema(self._kind)
+        return [
+            ReadTask(
+                _reader(pieces, self._sources, self._kind, self._filesystem),
+                BlockMetadata(
+                    num_rows=None,
+                    size_bytes=sum(p.size for p in pieces),
+                    exec_stats=None,
+                    input_files=tuple(dict.fromkeys(p.unit.path for p in pieces)),
+                ),
+                schema=schema,
+                per_task_row_limit=per_task_row_limit,
+            )
+            for pieces in self._tasks
+        ]
 
-    def _read_stream(self, f: pa.NativeFile, path: str) -> Iterator[pa.Table]:
-        unit = self._unit(path)
-        yield from read_unit(f, unit, self._sources[unit.source_index], self._kind)
+
+def _reader(pieces: list[Piece], sources: list[SourceConfig], kind: str, filesystem: pafs.FileSystem):
+    def read() -> Iterator[pa.Table]:
+        yield from read_pieces(pieces, sources, kind, filesystem)
+
+    return read
 
 
-def read_unit(f: pa.NativeFile, unit: FileUnit, source: SourceConfig, kind: str) -> Iterator[pa.Table]:
-    """The annotated rows of one opened file, in blocks of at most :data:`ROWS_PER_BLOCK` rows."""
+def read_pieces(
+    pieces: list[Piece], sources: list[SourceConfig], kind: str, filesystem: pafs.FileSystem
+) -> Iterator[pa.Table]:
+    """The annotated rows of ``pieces``, in order, in blocks of at most :data:`ROWS_PER_BLOCK` rows."""
+    for piece in pieces:
+        with open_piece(filesystem, piece) as handle:
+            yield from read_unit(handle, piece, sources[piece.unit.source_index], kind)
+
+
+def read_unit(f: Any, piece: Piece, source: SourceConfig, kind: str) -> Iterator[pa.Table]:
+    """The annotated rows of one opened piece, in blocks of at most :data:`ROWS_PER_BLOCK` rows."""
+    unit = piece.unit
     schema = annotated_schema(kind)
+    raws = (
+        iter_jsonl(f, first_line=piece.first_line)
+        if unit.container == "jsonl"
+        else READERS[unit.container](f)
+    )
     rows: list[dict[str, Any]] = []
     emitted = False
-    for raw in READERS[unit.container](f):
+    for raw in raws:
         rows.append(to_row(raw, unit.rel, source, kind))
         if len(rows) >= ROWS_PER_BLOCK:
             yield pa.Table.from_pylist(rows, schema=schema)
@@ -85,11 +119,8 @@ def read_units_in_process(
     units: list[FileUnit], sources: list[SourceConfig], kind: str, filesystem: pafs.FileSystem
 ) -> Iterator[pa.Table]:
     """Every file's blocks, in order, read in this process (tiny inputs, :mod:`aloe_data.pipeline.local`):
-    the rows :class:`SourcesDatasource` gives, without Ray (constructing the datasource starts Ray)."""
-    for unit in units:
-        if unit.container == "parquet":
-            handle = filesystem.open_input_file(unit.path)
-        else:
-            handle = filesystem.open_input_stream(unit.path, compression=infer_compression(unit.path))
-        with handle:
-            yield from read_unit(handle, unit, sources[unit.source_index], kind)
+    the rows :class:`SourcesDatasource` gives, without Ray."""
+    sizes = [info.size or 0 for info in filesystem.get_file_info([u.path for u in units])]
+    yield from read_pieces(
+        [Piece(u, size=s) for u, s in zip(units, sizes, strict=True)], sources, kind, filesystem
+    )

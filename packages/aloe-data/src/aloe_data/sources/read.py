@@ -9,6 +9,7 @@ import pyarrow.fs as pafs
 import ray
 
 from aloe_core.errors import InputError
+from aloe_data.pipeline.shard_reader import planned_read
 from aloe_data.sources.config import FORMAT_FAMILY, SourceConfig, kinds_for_format
 from aloe_data.sources.datasource import SourcesDatasource
 from aloe_data.sources.paths import FileUnit, resolve_entry
@@ -103,21 +104,20 @@ def check_sources(sources: list[SourceConfig], kind: str) -> SourcePlan:
     return SourcePlan(filesystem, units)
 
 
-def read_sources(
-    sources: list[SourceConfig], kind: str, *, override_num_blocks: int | None = None
-) -> ray.data.Dataset:
+def read_sources(sources: list[SourceConfig], kind: str, *, cpus: int | None = None) -> ray.data.Dataset:
     """One Dataset over every row of every source, each with the columns of
     ``annotated_schema(kind)``: good rows with ``drop_reason`` null, unreadable ones quarantined as
     ``malformed`` (see :mod:`aloe_data.sources.records`).
 
-    Files are read and rows normalised inside Ray read tasks, streaming (no file is ever loaded whole).
+    Files are read and rows normalised inside Ray read tasks, streaming (no file is ever loaded whole),
+    big JSONL files in parts (:mod:`aloe_data.sources.pieces`).
     The returned Dataset has ``preserve_order`` set, so rows come in source order, then file order, then
     the order inside each file, on every run; Datasets derived from it inherit that setting.
 
     Args:
         sources: the run's sources, in config order.
         kind: ``sft`` or ``preference`` (``mcqa`` is also accepted for MCQA layouts: benchmark sets).
-        override_num_blocks: number of read tasks (default: Ray's choice, at most one per file).
+        cpus: CPUs the read tasks are planned for (default: the cluster's).
 
     Raises:
         InputError: from :func:`check_sources`, before any Ray work.
@@ -125,7 +125,7 @@ def read_sources(
     plan = check_sources(sources, kind)
     counts = {s.name: len(plan.files_of(i)) for i, s in enumerate(sources)}
     logger.info("reading %d files: %s", len(plan.units), counts)
-    datasource = SourcesDatasource(plan.units, sources, kind, plan.filesystem)
-    dataset = ray.data.read_datasource(datasource, override_num_blocks=override_num_blocks)
-    dataset.context.execution_options.preserve_order = True
-    return dataset
+    if cpus is None:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+    datasource = SourcesDatasource(plan.units, sources, kind, plan.filesystem, cpus)
+    return planned_read(datasource, datasource.num_tasks)

@@ -46,6 +46,7 @@ Distribution: the benchmark files are read and indexed on the driver (test sets 
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ import ray
 import ray.data
 from pydantic import Field
 
-from aloe_core.text import mcqa_matching_text, words
+from aloe_core.text import mcqa_matching_text, words_of_texts
 from aloe_data.benchmarks import (
     VARIANTS,
     BenchmarkFormat,
@@ -69,6 +70,7 @@ from aloe_data.benchmarks import (
     token_hashes,
 )
 from aloe_data.pipeline.annotations import DROP_REASON, with_annotations
+from aloe_data.pipeline.batching import map_in_batches
 from aloe_data.pipeline.broadcast import worker_get
 from aloe_data.pipeline.columns import set_columns, update_meta
 from aloe_data.pipeline.counters import add_counters
@@ -141,6 +143,10 @@ def row_texts(row: Mapping[str, Any], kind: str, roles: Sequence[str]) -> list[s
     return texts
 
 
+# The columns row_texts reads (a batch is turned into Python rows of these only).
+_TEXT_COLUMNS = ("messages", "prompt", "chosen", "rejected", "mcqa")
+
+
 def _unique_pairs(rows: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = np.lexsort((hashes, rows))
     rows, hashes = rows[order], hashes[order]
@@ -205,13 +211,9 @@ def match_rows(
     index: BenchmarkIndex, texts: Sequence[Sequence[str]], min_overlap: int = 1, min_fraction: float = 0.0
 ) -> list[Match | None]:
     """The best qualifying match of every row (given as its list of texts), or None."""
-    tokens: list[str] = []
-    offsets, text_row = [0], []
-    for r, row in enumerate(texts):
-        for text in row:
-            tokens += words(text)
-            offsets.append(len(tokens))
-            text_row.append(r)
+    text_row = [r for r, row in enumerate(texts) for _ in row]
+    tokens, counts = words_of_texts(text for row in texts for text in row)
+    offsets = [0, *itertools.accumulate(counts)]
     result: list[Match | None] = [None] * len(texts)
     if not tokens or not len(index.hashes):
         return result
@@ -260,7 +262,7 @@ def annotate_batch(
     table: pa.Table, index: BenchmarkIndex, config: DecontaminateConfig, kind: str
 ) -> pa.Table:
     """Match one batch and add the annotation columns (see module docstring); order and rows kept."""
-    rows = table.select([c for c in table.column_names if c != "meta"]).to_pylist()
+    rows = table.select([c for c in table.column_names if c in _TEXT_COLUMNS]).to_pylist()
     previous = (
         table.column(DROP_REASON).to_pylist() if DROP_REASON in table.column_names else [None] * len(rows)
     )
@@ -319,10 +321,10 @@ class DecontaminateStage(Stage):
         return benchmark_fingerprint(self.config.benchmarks, self.config.glob)
 
     def apply(self, ds: ray.data.Dataset, ctx: StageContext) -> ray.data.Dataset:
-        return ds.map_batches(
+        return map_in_batches(
+            ds,
             _annotate,
-            batch_format="pyarrow",
-            batch_size=self.batch_size,
+            self.batch_size,
             fn_kwargs={"index": ray.put(self.load_index()), "config": self.config, "kind": ctx.kind},
         )
 

@@ -38,6 +38,7 @@ import ray.data
 from aloe_data.dedup.exchange import default_num_partitions, group_by_key
 from aloe_data.dedup.rows import answer_lengths, normalized_matching_texts
 from aloe_data.pipeline.annotations import with_annotations
+from aloe_data.pipeline.batching import map_in_batches
 from aloe_data.pipeline.broadcast import mark_by_id
 from aloe_data.pipeline.columns import set_column
 from aloe_data.pipeline.stage import Stage, StageConfig, StageContext
@@ -110,7 +111,7 @@ def duplicates_in_partition(keys: pa.Table) -> pa.Table:
 
 def exact_duplicates(ds: ray.data.Dataset, num_partitions: int) -> pa.Table:
     """Steps 1-2: the dropped rows of ``ds`` as a driver-side table ``(id, duplicate_of)``, sorted by id."""
-    keys = ds.map_batches(content_keys, batch_format="pyarrow", batch_size=BATCH_ROWS)
+    keys = map_in_batches(ds, content_keys, BATCH_ROWS)
     tables = group_by_key(keys, KEY, num_partitions, duplicates_in_partition)
     decisions = pa.concat_tables(tables) if tables else DECISIONS_SCHEMA.empty_table()
     return decisions.sort_by("id")

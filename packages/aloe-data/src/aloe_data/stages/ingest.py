@@ -44,7 +44,7 @@ class IngestStage(Stage):
     row_local = True
 
     def apply(self, ds: ray.data.Dataset | None, ctx: StageContext) -> ray.data.Dataset:
-        return read_sources(self.config.sources, ctx.kind)
+        return read_sources(self.config.sources, ctx.kind, cpus=ctx.cluster_cpus)
 
     def process_tables(self, tables: Iterable[pa.Table], ctx: StageContext) -> Iterator[pa.Table]:
         """The rows of every source read in this process (``tables`` is empty: ingest has no input)."""
