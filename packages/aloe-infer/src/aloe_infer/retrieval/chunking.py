@@ -17,17 +17,38 @@ from aloe_infer.retrieval.config import ChunkingConfig
 def window_spans(
     offsets: Sequence[tuple[int, int]], chunk_tokens: int, overlap_tokens: int
 ) -> list[tuple[int, int]]:
-    """Character ``(start, end)`` of each window of ``chunk_tokens`` tokens, consecutive windows sharing
-    ``overlap_tokens``; the last window ends at the last token (it may be shorter)."""
+    """Character ``(start, end)`` of each window of at most ``chunk_tokens`` tokens, consecutive windows
+    sharing at least ``overlap_tokens``; the last window ends at the last token.
+
+    Windows start and end at word boundaries (a token preceded by whitespace starts a word) when the
+    window holds one: a window cut inside a word would re-tokenize into more tokens than it was counted
+    as, and would embed a word fragment. A single word longer than a window is cut anyway.
+    """
+    n = len(offsets)
+    starts = [i == 0 or offsets[i][0] > offsets[i - 1][1] for i in range(n)]
+
+    def back_to_word(i: int, floor: int) -> int:
+        j = i
+        while j > floor and not starts[j]:
+            j -= 1
+        return j if j > floor else i
+
     spans: list[tuple[int, int]] = []
-    step = chunk_tokens - overlap_tokens
     start = 0
-    while start < len(offsets):
-        end = min(start + chunk_tokens, len(offsets))
+    while start < n:
+        end = min(start + chunk_tokens, n)
+        if end < n:
+            end = back_to_word(end, start)
         spans.append((offsets[start][0], offsets[end - 1][1]))
-        if end == len(offsets):
+        if end == n:
             break
-        start += step
+        wanted = max(end - overlap_tokens, start + 1)
+        start = back_to_word(wanted, start)
+        if not starts[start]:  # no word start between the window's start and the overlap: go forward
+            ahead = wanted
+            while ahead < end and not starts[ahead]:
+                ahead += 1
+            start = ahead if starts[ahead] else wanted
     return spans
 
 

@@ -49,10 +49,9 @@ class Retriever:
         self, index_dir: Path, config: RetrievalConfig, manifest: dict[str, Any], chunks: Any
     ) -> None:
         self.index_dir, self.config, self.manifest = index_dir, config, manifest
-        self.chunk_ids = chunks.column("chunk_id").to_pylist()
-        self.doc_ids = chunks.column("doc_id").to_pylist()
-        self.titles = chunks.column("title").to_pylist()
-        self.texts = chunks.column("text").to_pylist()
+        # Kept as Arrow (about the corpus's text size in memory), read per hit with take(): Python
+        # strings for every chunk of a PubMed-sized corpus would cost several times more.
+        self.chunks = chunks.select(["chunk_id", "doc_id", "title", "text"])
         self._embedder: Any = None
         self._dense: Any = None
         self._bm25: BM25Searcher | None = None
@@ -85,7 +84,7 @@ class Retriever:
             retriever._dense = load_dense(index_dir, manifest, config)
         if config.retriever != "dense":
             settings = BM25Config.model_validate(manifest["settings"]["bm25"])
-            retriever._bm25 = BM25Searcher(index_dir / BM25, settings, len(retriever.chunk_ids))
+            retriever._bm25 = BM25Searcher(index_dir / BM25, settings, len(retriever))
         if config.rerank_model is not None:
             from aloe_infer.retrieval.rerank import CrossEncoder
 
@@ -95,7 +94,7 @@ class Retriever:
         return retriever
 
     def __len__(self) -> int:
-        return len(self.chunk_ids)
+        return self.chunks.num_rows
 
     def search(self, queries: list[str], k: int) -> list[list[Hit]]:
         """The ``k`` best chunks for each query, best first (fewer if the index has fewer matches)."""
@@ -110,7 +109,7 @@ class Retriever:
                 self._rerank(q, r[: self.config.rerank_candidates])
                 for q, r in zip(queries, ranked, strict=True)
             ]
-        return [[self._hit(row, score) for row, score in r[:k]] for r in ranked]
+        return [self._hits(r[:k]) for r in ranked]
 
     def _ranked(self, queries: list[str], depth: int) -> list[list[tuple[int, float]]]:
         dense = bm25 = None
@@ -128,10 +127,18 @@ class Retriever:
     def _rerank(self, query: str, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
         from aloe_infer.retrieval.chunking import embedding_text
 
-        passages = [embedding_text(self.titles[row], self.texts[row]) for row, _ in ranked]
+        rows = self.chunks.take([row for row, _ in ranked])
+        titles, texts = rows.column("title").to_pylist(), rows.column("text").to_pylist()
+        passages = [embedding_text(title, text) for title, text in zip(titles, texts, strict=True)]
         scores = self._reranker.score(query, passages)
         order = sorted(range(len(ranked)), key=lambda j: (-float(scores[j]), j))
         return [(ranked[j][0], float(scores[j])) for j in order]
 
-    def _hit(self, row: int, score: float) -> Hit:
-        return Hit(self.doc_ids[row], self.chunk_ids[row], score, self.titles[row], self.texts[row])
+    def _hits(self, ranked: list[tuple[int, float]]) -> list[Hit]:
+        if not ranked:
+            return []
+        rows = self.chunks.take([row for row, _ in ranked]).to_pylist()
+        return [
+            Hit(r["doc_id"], r["chunk_id"], score, r["title"], r["text"])
+            for r, (_, score) in zip(rows, ranked, strict=True)
+        ]
