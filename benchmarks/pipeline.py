@@ -39,7 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
-DATATROVE = ["--with", "datatrove==0.10.1", "--with", "xxhash<3.5"]  # see benchmarks/minhash.py for xxhash
+# xxhash: see benchmarks/minhash.py; tokenizers: datatrove.pipeline.dedup imports it but does not declare it.
+DATATROVE = ["--with", "datatrove==0.10.1", "--with", "xxhash<3.5", "--with", "tokenizers"]
 STEPS = {  # our stage -> the datatrove step it is compared with
     "01-ingest": "read",
     "02-clean": "pii",

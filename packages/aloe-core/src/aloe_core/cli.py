@@ -32,7 +32,7 @@ HELP = (
     "and evaluate. Set RAY_ADDRESS to use a cluster; otherwise a local Ray is started."
 )
 
-GROUP_ORDER = ("data", "train", "infer", "model", "demo")
+GROUP_ORDER = ("data", "train", "infer", "eval", "model", "demo")
 
 
 def build_app(only: str | None = None) -> typer.Typer:

@@ -497,3 +497,19 @@ def layouts_matching(keys: set[str] | frozenset[str]) -> list[str]:
         for name, variants in LAYOUT_KEYS.items()
         if any(required <= keys and not (forbidden & keys) for required, forbidden in variants)
     ]
+
+
+def sniff_benchmark_format(raw: Mapping[str, Any]) -> str | None:
+    """The benchmark format a raw row looks like, from its keys (None: none of them).
+
+    Used by decontamination (aloe-data) and the eval harness (aloe-infer) to read folders that mix formats.
+    """
+    if {"opa", "opb", "cop"} <= raw.keys():
+        return "medmcqa"
+    if "QUESTION" in raw or ("question" in raw and isinstance(raw.get("context"), Mapping)):
+        return "pubmedqa"
+    if "answer_idx" in raw:
+        return "medqa"
+    if "question" in raw and "correct_answer" in raw:
+        return "prompt_engine_mcqa" if raw.get("options") is not None else "prompt_engine_open"
+    return None

@@ -72,15 +72,12 @@ def _small_cluster_data_settings() -> None:
     * V1 Parquet datasource: the V2 datasource starts footer-reading actors on every ``read_parquet``;
       on a 2-core machine that made reading three tiny stage shards take 3-15 s instead of 0.2-0.3 s,
       and pipeline stages read their input several times.
-    * Per-operator resource reservation off: with it on, Ray Data's budget (fed by its autoscaling
-      coordinator, zero until the coordinator answers) let a 2-CPU local cluster run about one task at
-      a time: 8 tasks of 0.5 s took 3.2 s instead of 2.1 s, and the ``fuzzy_dedup`` stage on 300k
-      documents 10.3 s instead of 6.4 s (``benchmarks/minhash.py`` measures both settings). Stages
-      that would starve each other of CPUs (an actor pool taking every CPU) are refused by config
-      checks instead.
+    * Per-operator resource reservation stays on (Ray's default). An earlier version turned it off for
+      speed; without it a 2-CPU local cluster deadlocked: read tasks blocked on downstream backpressure
+      held both CPUs while the map tasks that would drain them waited for one (exact dedup on 168k rows
+      never finished), and on 1 CPU the same stage took 46 s instead of 13.7 s.
     """
     from ray.data import DataContext
 
     ctx = DataContext.get_current()
     ctx.use_datasource_v2 = False
-    ctx.op_resource_reservation_enabled = False

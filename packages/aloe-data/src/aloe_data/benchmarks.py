@@ -7,7 +7,7 @@ Loading (:func:`load_benchmarks`)
     row is parsed by the source layout of its format: prompt-engine JSON (``{uid: {id?, question,
     options{A..}, correct_answer, context?}}``), open-ended prompt-engine items (no options), MedMCQA
     columns, MedQA JSONL and PubMedQA (original or hub). With ``fmt="auto"`` each row's format is told
-    from its keys (:func:`sniff_format`), so one folder may mix formats.
+    from its keys (:func:`aloe_core.layouts.sniff_benchmark_format`), so one folder may mix formats.
 
     An item is named by its benchmark (the file's path relative to the folder it was found in, without
     extensions, e.g. ``medqa_4opt/medqa_4opt_test``; a file given by name is its stem) and its item id (the
@@ -43,7 +43,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal
@@ -53,7 +53,7 @@ import pyarrow.fs as pafs
 
 from aloe_core.containers import READERS, RawRow
 from aloe_core.errors import InputError
-from aloe_core.layouts import LAYOUTS, RowError, join_context, require_str
+from aloe_core.layouts import LAYOUTS, RowError, join_context, require_str, sniff_benchmark_format
 from aloe_core.text import mcqa_matching_text, words
 from aloe_data.sources.config import FORMAT_FAMILY, SourceConfig
 from aloe_data.sources.paths import (
@@ -87,19 +87,6 @@ class BenchmarkItem:
 
 
 # -- loading -------------------------------------------------------------------------------------------
-
-
-def sniff_format(raw: Mapping[str, Any]) -> str | None:
-    """The benchmark format a raw row looks like, from its keys (None: none of them)."""
-    if {"opa", "opb", "cop"} <= raw.keys():
-        return "medmcqa"
-    if "QUESTION" in raw or ("question" in raw and isinstance(raw.get("context"), Mapping)):
-        return "pubmedqa"
-    if "answer_idx" in raw:
-        return "medqa"
-    if "question" in raw and "correct_answer" in raw:
-        return "prompt_engine_mcqa" if raw.get("options") is not None else "prompt_engine_open"
-    return None
 
 
 def _strip_extensions(rel: str) -> str:
@@ -196,7 +183,7 @@ def _file_items(file: BenchmarkFile, fmt: str, locator_prefix: str) -> Iterator[
             where = f"benchmark file {file.unit.path}, row {raw.locator}"
             if raw.error is not None:
                 raise InputError(f"{where}: {raw.error}")
-            row_fmt = sniff_format(raw.value or {}) if fmt == "auto" else fmt
+            row_fmt = sniff_benchmark_format(raw.value or {}) if fmt == "auto" else fmt
             if row_fmt is None:
                 raise InputError(
                     f"{where}: cannot tell the benchmark format from its keys {sorted(raw.value or {})}; "

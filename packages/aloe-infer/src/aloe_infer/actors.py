@@ -66,13 +66,17 @@ class RetryConfig(StrictModel):
     max_tokens_step: int = Field(100, ge=0)  # added to max_tokens at each retry
 
 
-def _threads(cpus: float) -> None:
+def _threads(cpus: float | None) -> None:
+    """Torch threads = the actor's CPUs, so replicas sharing a node do not oversubscribe it; ``None``
+    (local mode: this process has the machine) leaves torch's default."""
+    if cpus is None:
+        return
     import torch
 
     torch.set_num_threads(max(1, int(cpus)))
 
 
-def _prepare_engine_process(engine: EngineConfig, cpus: float) -> None:
+def _prepare_engine_process(engine: EngineConfig, cpus: float | None) -> None:
     if engine.type == "vllm" and engine.tensor_parallel_size == 1:
         # The engine core in this process instead of a child: nothing leaks when Ray kills the actor.
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
@@ -88,7 +92,7 @@ class GenerateActor:
         retry: retries of unparsed answers (rows with ``options``).
         stop: stop strings for every request.
         answer_prefix: what the prompt asks the answer line to start with (for parsing).
-        cpus: torch threads of an hf engine.
+        cpus: torch threads of an hf engine (None: torch's default, for local mode).
         loaded: an already loaded engine to use instead (local mode; tests share one vLLM engine).
     """
 
@@ -98,7 +102,7 @@ class GenerateActor:
         retry: RetryConfig | None = None,
         stop: Sequence[str] = (),
         answer_prefix: str = "Answer:",
-        cpus: float = 1,
+        cpus: float | None = None,
         loaded: Engine | None = None,
     ) -> None:
         self.engine_config = engine
@@ -181,12 +185,21 @@ class GenerateActor:
 class ScoreActor:
     """Candidate-token log-probabilities after each prompt (see the module docstring).
 
+    ``max_batch_tokens``: padded prompt tokens per forward of the hf scorer (prefill only, so a smaller
+    budget than generation's: wide batches of long prompts waste their time on padding and attention).
     ``loaded``: an already loaded :class:`~aloe_infer.scoring.NextTokenScorer` (local mode, tests).
     """
 
-    def __init__(self, engine: EngineConfig, cpus: float = 1, loaded: Any = None) -> None:
+    def __init__(
+        self,
+        engine: EngineConfig,
+        cpus: float | None = None,
+        max_batch_tokens: int = 16384,
+        loaded: Any = None,
+    ) -> None:
         self.engine_config = engine
         self.cpus = cpus
+        self.max_batch_tokens = max_batch_tokens
         self._scorer = loaded
 
     def scorer(self) -> Any:
@@ -194,7 +207,7 @@ class ScoreActor:
             from aloe_infer.scoring import build_scorer
 
             _prepare_engine_process(self.engine_config, self.cpus)
-            self._scorer = build_scorer(self.engine_config)
+            self._scorer = build_scorer(self.engine_config, max_batch_tokens=self.max_batch_tokens)
         return self._scorer
 
     def __call__(self, table: pa.Table) -> pa.Table:
@@ -222,7 +235,7 @@ class EmbedActor:
         model: str,
         device: str = "cpu",
         max_batch_tokens: int = 16384,
-        cpus: float = 1,
+        cpus: float | None = None,
         loaded: Any = None,
     ) -> None:
         self.model, self.device, self.max_batch_tokens, self.cpus = model, device, max_batch_tokens, cpus

@@ -133,15 +133,15 @@ class HFNextTokenScorer:
         self._keep_last = "logits_to_keep" in inspect.signature(model.forward).parameters
 
     @classmethod
-    def load(cls, config: EngineConfig) -> HFNextTokenScorer:
-        """Load ``config.model`` (device, dtype, ``trust_remote_code`` and ``max_batch_tokens`` from
-        ``config``). Raises InputError if the folder is missing."""
+    def load(cls, config: EngineConfig, *, max_batch_tokens: int | None = None) -> HFNextTokenScorer:
+        """Load ``config.model`` (device, dtype, ``trust_remote_code`` from ``config``; the forward budget
+        ``max_batch_tokens``, default ``config.max_batch_tokens``). Raises InputError if the folder is
+        missing."""
         from aloe_infer.hf_model import load_hf_model
 
         loaded = load_hf_model(config)
-        return cls(
-            loaded.model, loaded.tokenizer, device=loaded.device, max_batch_tokens=config.max_batch_tokens
-        )
+        budget = max_batch_tokens or config.max_batch_tokens
+        return cls(loaded.model, loaded.tokenizer, device=loaded.device, max_batch_tokens=budget)
 
     def candidate_logprobs(self, prompts: TokenPrompts, candidate_ids: Sequence[int]) -> np.ndarray:
         for i, prompt in enumerate(prompts):
@@ -232,8 +232,11 @@ class VllmNextTokenScorer:
         self.llm = None
 
 
-def build_scorer(config: EngineConfig, *, llm: Any = None) -> NextTokenScorer:
-    """The scorer ``config.type`` names, loaded; ``llm`` wraps a running ``vllm.LLM`` (vllm only).
+def build_scorer(
+    config: EngineConfig, *, llm: Any = None, max_batch_tokens: int | None = None
+) -> NextTokenScorer:
+    """The scorer ``config.type`` names, loaded; ``llm`` wraps a running ``vllm.LLM`` (vllm only);
+    ``max_batch_tokens`` is the hf scorer's padded tokens per forward (default: the engine's).
 
     Raises:
         InputError: the model folder is missing. MissingExtraError: vllm is not installed.
@@ -244,4 +247,4 @@ def build_scorer(config: EngineConfig, *, llm: Any = None) -> NextTokenScorer:
         return VllmNextTokenScorer.load(config, llm=llm)
     if llm is not None:
         raise ValueError("llm is a running vLLM engine; it needs `type: vllm`")
-    return HFNextTokenScorer.load(config)
+    return HFNextTokenScorer.load(config, max_batch_tokens=max_batch_tokens)

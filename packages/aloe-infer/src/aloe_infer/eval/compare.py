@@ -1,0 +1,106 @@
+"""`aloe eval compare RUN_A RUN_B ...`: runs side by side, and paired tests against the first run.
+
+Accuracies of runs on the same questions are not independent samples, so the comparison is paired:
+for every benchmark, the questions both runs answered (matched by benchmark, subject and id) give the
+paired difference in accuracy and McNemar's exact test (:func:`aloe_infer.eval.metrics.mcnemar`) of
+each later run against the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aloe_core.atomic import atomic_write_json, atomic_write_text
+from aloe_core.errors import InputError
+from aloe_infer.eval.metrics import mcnemar
+from aloe_infer.eval.results import accuracy_chart, read_predictions
+from aloe_infer.eval.run import PREDICTIONS, RESULTS
+
+
+def _load(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    import json
+
+    results_path, predictions_path = run / RESULTS, run / PREDICTIONS
+    if not results_path.is_file() or not predictions_path.is_file():
+        raise InputError(f"{run}: not a finished eval run (no {RESULTS} and {PREDICTIONS})")
+    return json.loads(results_path.read_text(encoding="utf-8")), read_predictions(predictions_path)
+
+
+def _label(run: Path, results: dict[str, Any]) -> str:
+    return f"{run.name} ({results['strategy']})"
+
+
+def compare_runs(runs: Sequence[Path], out: Path | None = None) -> dict[str, Any]:
+    """The comparison (and, with ``out``, ``comparison.json``, ``comparison.md`` and ``accuracy.png``)."""
+    if len(runs) < 2:
+        raise InputError("compare needs at least two runs")
+    loaded = [_load(Path(r)) for r in runs]
+    labels = [_label(Path(r), res) for r, (res, _) in zip(runs, loaded, strict=True)]
+    if len(set(labels)) < len(labels):
+        labels = [f"{i + 1}: {label}" for i, label in enumerate(labels)]
+    _, base_predictions = loaded[0]
+    keyed_base = {(p["benchmark"], p.get("subject"), p["id"]): p for p in base_predictions}
+    names = list(dict.fromkeys(n for res, _ in loaded for n in res["benchmarks"]))
+    table = {
+        n: {
+            label: res["benchmarks"].get(n, {}).get("accuracy")
+            for label, (res, _) in zip(labels, loaded, strict=True)
+        }
+        for n in names
+    }
+    paired: dict[str, dict[str, Any]] = {}
+    for label, (_, predictions) in zip(labels[1:], loaded[1:], strict=True):
+        for name in names:
+            pairs = [
+                (keyed_base[key]["correct"], p["correct"])
+                for p in predictions
+                if p["benchmark"] == name
+                and (key := (p["benchmark"], p.get("subject"), p["id"])) in keyed_base
+            ]
+            if not pairs:
+                continue
+            test = mcnemar([a for a, _ in pairs], [b for _, b in pairs])
+            paired.setdefault(name, {})[label] = {
+                "n": test.n,
+                "difference": test.difference,
+                "base_only": test.a_only,
+                "run_only": test.b_only,
+                "p_value": test.p_value,
+            }
+    comparison = {
+        "runs": [str(r) for r in runs],
+        "labels": labels,
+        "base": labels[0],
+        "accuracy": table,
+        "paired": paired,
+    }
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "comparison.json", comparison)
+        atomic_write_text(out / "comparison.md", markdown(comparison))
+        accuracy_chart(
+            out / "accuracy.png", {label: res for label, (res, _) in zip(labels, loaded, strict=True)}
+        )
+    return comparison
+
+
+def markdown(comparison: dict[str, Any]) -> str:
+    labels = comparison["labels"]
+    lines = ["| benchmark | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    for name, row in comparison["accuracy"].items():
+        cells = [f"{row[label]:.4f}" if row[label] is not None else "—" for label in labels]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", f"Paired against {comparison['base']} (questions both answered; McNemar exact test):", ""]
+    lines += [
+        "| benchmark | run | n | difference | base only | run only | p |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, per_run in comparison["paired"].items():
+        for label, t in per_run.items():
+            lines.append(
+                f"| {name} | {label} | {t['n']} | {t['difference']:+.4f} | {t['base_only']} | "
+                f"{t['run_only']} | {t['p_value']:.4g} |"
+            )
+    return "\n".join(lines) + "\n"
