@@ -234,7 +234,7 @@ def test_ray_data_actors_embed_like_the_local_pass(tmp_path, ray_session, local_
     _write_jsonl(corpus / "a.jsonl", _docs("a", 6))
     _write_jsonl(corpus / "b.jsonl", _docs("b", 5))
     ray_config = IndexConfig.model_validate(
-        {"embed": {"mode": "ray", "concurrency": 2, "batch_size": 4, "cpus_per_actor": 1}}
+        {"embed": {"mode": "ray", "concurrency": 2, "batch_size": 4, "cpus_per_actor": 0.5}}
     )
     on_ray = build_index(corpus, tmp_path / "ray", ray_config)
     local = build_index(corpus, tmp_path / "local", local_index_config)
@@ -245,3 +245,11 @@ def test_ray_data_actors_embed_like_the_local_pass(tmp_path, ray_session, local_
         assert np.allclose(a, b, atol=1e-5)
         ids = pq.read_table(tmp_path / "ray" / CHUNKS / f"{entry['key']}.parquet").column("chunk_id")
         assert ids.to_pylist() == [f"{entry['rel'][0]}{i}#0" for i in range(entry["chunks"])]
+
+
+def test_an_actor_pool_taking_every_cpu_is_refused(tmp_path, ray_session):
+    corpus = tmp_path / "corpus"
+    _write_jsonl(corpus / "a.jsonl", _docs("a", 2))
+    greedy = IndexConfig.model_validate({"embed": {"mode": "ray", "concurrency": 2, "cpus_per_actor": 1}})
+    with pytest.raises(ConfigError, match="takes all 2 CPUs"):
+        build_index(corpus, tmp_path / "index", greedy)
