@@ -1,14 +1,19 @@
-"""`aloe infer ...`: generate from a model through the engine interface (aloe_infer.engine)."""
+"""`aloe infer ...`: generate through the engine interface (aloe_infer.engine); index, retrieve and ask
+with retrieval-augmented answering (aloe_infer.retrieval)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+if TYPE_CHECKING:
+    from aloe_infer.retrieval import RagConfig
+
 app = typer.Typer(
-    help="Inference and evaluation: generate with transformers or vLLM engines.", no_args_is_help=True
+    help="Inference and evaluation: generate with transformers or vLLM engines; RAG index, retrieve, ask.",
+    no_args_is_help=True,
 )
 
 
@@ -55,3 +60,115 @@ def generate(
 
         raise InputError(f"{model}: {result.error}")
     typer.echo(result.completions[0].text)
+
+
+# -- retrieval-augmented answering (aloe_infer.retrieval) ----------------------------------------------
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="A RAG YAML (configs/rag/*.yaml): index, retrieval, prompt.")
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="key.sub=value over the YAML (e.g. retrieval.rrf_k=100); repeatable."),
+]
+
+
+def _rag_config(config: Path | None, overrides: list[str] | None, **flags: object) -> RagConfig:
+    """The RagConfig of ``--config`` with ``--set`` overrides, then the command's own flags on top."""
+    from aloe_core.config import apply_overrides, read_yaml_mapping, validate_config
+    from aloe_infer.retrieval import RagConfig
+
+    data = read_yaml_mapping(config) if config is not None else {}
+    sets = [*(overrides or []), *(f"{k}={v}" for k, v in flags.items() if v is not None)]
+    data = apply_overrides(data, sets)
+    source = str(config) if config is not None else "command line"
+    return validate_config(RagConfig, data, f"{source} (with --set {', '.join(sets)})" if sets else source)
+
+
+@app.command()
+def index(
+    corpus: Annotated[Path, typer.Option("--corpus", help="A .jsonl/.json/.parquet file or a folder.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Index folder (replaced atomically; reused files kept).")
+    ],
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Chunk, embed (Ray Data actors) and index a corpus: FAISS + BM25 + Parquet chunks with provenance."""
+    from aloe_infer.retrieval import build_index
+
+    rag = _rag_config(config, overrides)
+    manifest = build_index(corpus, out, rag.index)
+    counts, build = manifest["counts"], manifest["build"]
+    typer.echo(
+        f"{out}: {counts['files']} files, {counts['documents']} documents, {counts['chunks']} chunks "
+        f"({build['embedded_chunks']} embedded, {build['reused_chunks']} reused) in {build['seconds']} s; "
+        f"dropped {counts['dropped'] or 'nothing'}"
+    )
+
+
+@app.command()
+def retrieve(
+    index_dir: Annotated[Path, typer.Option("--index", help="An index folder from `aloe infer index`.")],
+    queries: Annotated[Path, typer.Option("--queries", help="JSONL of {id, question} lines.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="JSONL: {id, results: [{doc_id, chunk_id, score, title}]}.")
+    ],
+    k: Annotated[int, typer.Option("--k", min=1, help="Hits per query.")] = 5,
+    retriever: Annotated[
+        str | None, typer.Option(help="bm25, dense or hybrid (default: the config's).")
+    ] = None,
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Batch retrieval: one output line per query, best hit first (how retrievers are compared)."""
+    from aloe_infer.retrieval import Retriever
+    from aloe_infer.retrieval.batch import read_queries, write_results
+
+    rag = _rag_config(config, overrides, **{"retrieval.retriever": retriever})
+    ids, questions = read_queries(queries)
+    opened = Retriever.open(index_dir, rag.retrieval)
+    write_results(out, ids, opened.search(questions, k))
+    typer.echo(f"{out}: {len(ids)} queries, top {k} by {opened.config.retriever}")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    index_dir: Annotated[Path, typer.Option("--index", help="An index folder from `aloe infer index`.")],
+    model: Annotated[Path, typer.Option("--model", help="A Hugging Face model folder that answers.")],
+    k: Annotated[int, typer.Option("--k", min=1, help="Chunks retrieved.")] = 5,
+    engine: Annotated[str, typer.Option(help="hf (transformers) or vllm.")] = "hf",
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens of answer at most.")] = 256,
+    retriever: Annotated[
+        str | None, typer.Option(help="bm25, dense or hybrid (default: the config's).")
+    ] = None,
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Answer a question from the index's sources; prints the answer and the numbered sources used."""
+    from aloe_core.config import validate_config
+    from aloe_core.errors import InputError
+    from aloe_infer.engine import EngineConfig, check_model_dir, load_engine
+    from aloe_infer.retrieval import Retriever
+    from aloe_infer.retrieval.answer import answer
+    from aloe_infer.sampling import SamplingParams
+
+    rag = _rag_config(config, overrides, **{"retrieval.retriever": retriever})
+    opened = Retriever.open(index_dir, rag.retrieval)
+    check_model_dir(model)
+    engine_config = validate_config(EngineConfig, {"type": engine, "model": str(model)}, "command line")
+    loaded = load_engine(engine_config)
+    try:
+        params = SamplingParams(max_tokens=max_new_tokens, temperature=0.0)
+        result = answer(question, opened, loaded, k=k, prompt=rag.prompt, params=params)
+    finally:
+        loaded.close()
+    if result.error is not None:
+        raise InputError(f"{model}: {result.error}")
+    typer.echo(result.text)
+    typer.echo("\nSources:")
+    for n, hit in enumerate(result.context.sources, start=1):
+        typer.echo(f"[{n}] {hit.title or '(untitled)'} (id {hit.doc_id}, chunk {hit.chunk_id})")
+    if not result.context.sources:
+        typer.echo("(none fitted the prompt)")
