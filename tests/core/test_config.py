@@ -68,12 +68,13 @@ def test_valid_config_and_stable_hash(tmp_path):
 def test_every_config_in_repo_loads():
     """Every YAML under configs/ validates against the config class its folder names."""
     from aloe_data.pipeline.config import PipelineConfig
+    from aloe_infer.retrieval import RagConfig
     from aloe_train.dpo.config import DPOConfig
     from aloe_train.merge.config import load_merge_config
     from aloe_train.sft.config import SFTConfig
 
     # configs/<folder>/ -> config class; in configs/train/ the file name's recipe prefix decides.
-    classes = {"data": PipelineConfig, "train/sft": SFTConfig, "train/dpo": DPOConfig}
+    classes = {"data": PipelineConfig, "train/sft": SFTConfig, "train/dpo": DPOConfig, "rag": RagConfig}
     files = sorted((REPO / "configs").rglob("*.yaml"))
     assert files, "configs/ has no YAML files"
     for path in files:
