@@ -69,6 +69,7 @@ def test_every_config_in_repo_loads():
     """Every YAML under configs/ validates against the config class its folder names."""
     from aloe_data.pipeline.config import PipelineConfig
     from aloe_infer.eval.config import EvalConfig
+    from aloe_infer.retrieval import RagConfig
     from aloe_infer.safety.run import SafetyConfig
     from aloe_train.dpo.config import DPOConfig
     from aloe_train.merge.config import load_merge_config
@@ -81,6 +82,7 @@ def test_every_config_in_repo_loads():
         "train/dpo": DPOConfig,
         "safety": SafetyConfig,
         "eval": EvalConfig,
+        "rag": RagConfig,
     }
     files = sorted((REPO / "configs").rglob("*.yaml"))
     assert files, "configs/ has no YAML files"
