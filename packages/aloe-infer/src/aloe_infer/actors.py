@@ -34,6 +34,7 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from aloe_core.config import StrictModel
+from aloe_core.errors import ConfigError
 from aloe_infer.engine import Engine, EngineConfig, load_engine
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,28 @@ class RetryConfig(StrictModel):
     retries: int = Field(2, ge=0)
     temperature_step: float = Field(0.05, ge=0)  # added to the temperature at each retry
     max_tokens_step: int = Field(100, ge=0)  # added to max_tokens at each retry
+
+
+def actor_cpus(pool: ActorPoolConfig) -> float | None:
+    """Torch threads per replica: the actor's CPUs on Ray; the process default in local mode."""
+    return pool.cpus_per_actor if pool.mode == "ray" else None
+
+
+def check_cpus_left(pool: ActorPoolConfig, cluster_cpus: float, label: str) -> None:
+    """Refuse a CPU actor pool that takes every CPU of a local Ray: Ray Data's read and split tasks
+    need a CPU too, so such a pass waits forever. On a cluster (``RAY_ADDRESS``) nodes may join: warn.
+    """
+    if pool.num_gpus > 0 or pool.concurrency * pool.cpus_per_actor < cluster_cpus:
+        return
+    message = (
+        f"{label}: concurrency {pool.concurrency} x cpus_per_actor {pool.cpus_per_actor:g} takes all "
+        f"{cluster_cpus:g} CPUs of the Ray cluster, leaving none to feed the actors, so the pass would "
+        "stall; lower cpus_per_actor (e.g. 0.5) or concurrency"
+    )
+    if os.environ.get("RAY_ADDRESS"):
+        logger.warning(message)
+        return
+    raise ConfigError(message)
 
 
 def _threads(cpus: float | None) -> None:
@@ -313,7 +336,7 @@ def run_pass(
 
         from aloe_core.ray_session import ensure_ray
 
-        ensure_ray()
+        check_cpus_left(pool, ensure_ray().get("CPU", 0), label)
         ds = ray.data.from_arrow(requests).repartition(
             max(1, min(requests.num_rows // pool.batch_size + 1, 4 * pool.concurrency))
         )

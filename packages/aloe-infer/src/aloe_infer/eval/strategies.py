@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 
 from aloe_core.schemas import stable_id
-from aloe_infer.actors import ActorPoolConfig, EmbedActor, GenerateActor, ScoreActor, run_pass
+from aloe_infer.actors import EmbedActor, GenerateActor, ScoreActor, actor_cpus, run_pass
 from aloe_infer.eval.benchmarks import Benchmark, EvalItem, load_benchmarks
 from aloe_infer.eval.config import EvalConfig
 from aloe_infer.eval.ensemble import majority_vote, map_back, member_orders
@@ -54,11 +54,6 @@ class RunContext:
     max_model_len: int
     renderer: PromptRenderer
     engines: dict[str, Any]  # injected loaded engines/scorers for local mode (tests): "generate", "score"
-
-
-def _actor_cpus(pool: ActorPoolConfig) -> float | None:
-    """Torch threads per replica: the actor's CPUs on Ray; the process default in local mode."""
-    return pool.cpus_per_actor if pool.mode == "ray" else None
 
 
 def _base(item: EvalItem) -> Prediction:
@@ -121,7 +116,7 @@ def zero_shot(items: Sequence[EvalItem], ctx: RunContext) -> list[Prediction]:
         )
         kwargs = {
             "engine": ctx.config.engine,
-            "cpus": _actor_cpus(ctx.config.actors),
+            "cpus": actor_cpus(ctx.config.actors),
             "max_batch_tokens": ctx.config.score_batch_tokens,
         }
         if "score" in ctx.engines:
@@ -201,7 +196,7 @@ def generate(requests: Sequence[Request], ctx: RunContext, label: str) -> list[A
             "retry": gen.retry,
             "stop": gen.stop,
             "answer_prefix": ctx.config.prompts.answer_prefix,
-            "cpus": _actor_cpus(ctx.config.actors),
+            "cpus": actor_cpus(ctx.config.actors),
         }
         if "generate" in ctx.engines:
             kwargs["loaded"] = ctx.engines["generate"]
@@ -293,7 +288,7 @@ def _embed(texts: Sequence[str], ctx: RunContext) -> np.ndarray:
     table = pa.table(
         {"request": pa.array(range(len(texts)), pa.int64()), "text": pa.array(list(texts), pa.string())}
     )
-    kwargs = {"model": model, "device": mp.embedding_device, "cpus": _actor_cpus(mp.embedding_pool)}
+    kwargs = {"model": model, "device": mp.embedding_device, "cpus": actor_cpus(mp.embedding_pool)}
     out = run_pass(table, EmbedActor, kwargs, mp.embedding_pool, label="question embeddings")
     return np.asarray(out.column("embedding").to_pylist(), dtype=np.float32)
 

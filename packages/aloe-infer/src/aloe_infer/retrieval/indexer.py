@@ -27,8 +27,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aloe_core.atomic import atomic_write_json, publish_dir, remove_debris, staging_dir
-from aloe_core.errors import ConfigError, InputError
-from aloe_infer.actors import ActorPoolConfig, EmbedActor, run_pass
+from aloe_core.errors import InputError
+from aloe_infer.actors import EmbedActor, actor_cpus, run_pass
 from aloe_infer.retrieval.chunking import Chunker, embedding_text
 from aloe_infer.retrieval.config import IndexConfig
 from aloe_infer.retrieval.dense import write_dense
@@ -249,36 +249,14 @@ def _flush(build: _Build) -> None:
         offset += n
 
 
-def _check_cpus_left(pool: ActorPoolConfig) -> None:
-    """Refuse an actor pool that takes every CPU of a local Ray: Ray Data's read and split tasks need a
-    CPU too, so such a pass waits forever (on a cluster, RAY_ADDRESS, nodes may join: only warn)."""
-    from aloe_core.ray_session import ensure_ray
-
-    cpus = ensure_ray().get("CPU", 0)
-    if pool.concurrency * pool.cpus_per_actor < cpus:
-        return
-    message = (
-        f"index.embed: concurrency {pool.concurrency} x cpus_per_actor {pool.cpus_per_actor:g} takes all "
-        f"{cpus:g} CPUs of the Ray cluster, leaving none to feed the actors, so indexing would stall; "
-        "lower cpus_per_actor (e.g. 0.5) or concurrency"
-    )
-    if os.environ.get("RAY_ADDRESS"):
-        logger.warning(message)
-        return
-    raise ConfigError(message)
-
-
 def _embed(build: _Build, texts: list[str]) -> np.ndarray:
     pool = build.config.embed
-    if pool.mode == "ray" and pool.num_gpus == 0:
-        _check_cpus_left(pool)
     requests = pa.table({"request": pa.array(np.arange(len(texts)), pa.int64()), "text": texts})
     kwargs = {
         "model": str(build.model),
         "device": build.config.device,
         "max_batch_tokens": build.config.max_batch_tokens,
-        # Torch threads = the actor's CPUs on Ray; in local mode this process has the machine.
-        "cpus": pool.cpus_per_actor if pool.mode == "ray" else None,
+        "cpus": actor_cpus(pool),
     }
     result = run_pass(requests, EmbedActor, kwargs, pool, label="rag index: embed")
     flat = result.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)

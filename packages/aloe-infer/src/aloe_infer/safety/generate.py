@@ -17,7 +17,7 @@ from pydantic import Field
 from aloe_core.config import StrictModel
 from aloe_core.errors import InputError
 from aloe_core.schemas import stable_id
-from aloe_infer.actors import ActorPoolConfig, GenerateActor, RetryConfig, run_pass
+from aloe_infer.actors import ActorPoolConfig, GenerateActor, RetryConfig, actor_cpus, run_pass
 from aloe_infer.engine import EngineConfig, check_model_dir
 
 
@@ -88,7 +88,7 @@ def complete(
             "seed": pa.array([row_seed(seed, k) for k in keys], pa.int64()),
         }
     )
-    kwargs = {"engine": engine, "retry": RetryConfig(retries=0), "cpus": pool.cpus_per_actor}
+    kwargs = {"engine": engine, "retry": RetryConfig(retries=0), "cpus": actor_cpus(pool)}
     result = run_pass(requests, GenerateActor, kwargs, pool, label=label)
     return [
         Output(text, error)
