@@ -141,8 +141,9 @@ def zero_shot(items: Sequence[EvalItem], ctx: RunContext) -> list[Prediction]:
 
 @dataclass(frozen=True)
 class Request:
-    """One generation: its prompt, the options shown (for parsing), sampling."""
+    """One generation: its prompt (as rendered, and its ids), the options shown (for parsing), sampling."""
 
+    prompt: str
     prompt_ids: list[int]
     options: list[dict[str, str]]
     temperature: float
@@ -220,9 +221,7 @@ def cot(items: Sequence[EvalItem], ctx: RunContext) -> list[Prediction]:
     answers = generate(requests, ctx, "cot")
     records = []
     for item, request, answer in zip(items, requests, answers, strict=True):
-        record = (
-            _base(item) | {"prompt": ctx.tokenizer.decode(request.prompt_ids)} | _generation_fields(answer)
-        )
+        record = _base(item) | {"prompt": request.prompt} | _generation_fields(answer)
         records.append(_finish(record, _original_letter(item, answer.shown, range(len(item.options)))))
     return records
 
@@ -237,7 +236,7 @@ def _cot_request(
 ) -> Request:
     order = list(order) if order is not None else list(range(len(item.options)))
     prompt = ctx.renderer.cot(_block(item, order), examples)
-    return Request(prompt.ids, _shown_options(item, order), temperature, seed)
+    return Request(prompt.text, prompt.ids, _shown_options(item, order), temperature, seed)
 
 
 def _original_letter(item: EvalItem, shown: str | None, order: Sequence[int]) -> str | None:
@@ -259,7 +258,7 @@ def sc_cot(items: Sequence[EvalItem], ctx: RunContext) -> list[Prediction]:
         mine = answers[n * sc.samples : (n + 1) * sc.samples]
         votes = [_original_letter(item, a.shown, range(len(item.options))) for a in mine]
         record = _base(item) | {
-            "prompt": ctx.tokenizer.decode(requests[n * sc.samples].prompt_ids),
+            "prompt": requests[n * sc.samples].prompt,
             "samples": [
                 {"output": a.text, "answer": v, "attempts": a.attempts}
                 for a, v in zip(mine, votes, strict=True)
