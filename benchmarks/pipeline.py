@@ -41,8 +41,9 @@ from pathlib import Path
 
 from exact_dedup import tree_cpu_seconds  # a sibling script (sys.path[0] is this folder)
 
-# xxhash: see benchmarks/minhash.py; tokenizers: datatrove.pipeline.dedup imports it but does not declare it.
-DATATROVE = ["--with", "datatrove==0.10.1", "--with", "xxhash<3.5", "--with", "tokenizers"]
+# xxhash: see benchmarks/minhash.py; tokenizers (datatrove.pipeline.dedup) and orjson (JsonlReader) are
+# imports datatrove needs but does not declare.
+DATATROVE = ["--with", "datatrove==0.10.1", "--with", "xxhash<3.5", "--with", "tokenizers", "--with", "orjson"]
 STEPS = {  # our stage -> the datatrove step it is compared with
     "01-ingest": "read",
     "02-clean": "pii",
@@ -135,8 +136,14 @@ def datatrove_worker(folder: Path, work: Path, cpus: int) -> None:
 
     def run(name: str, pipeline: list, tasks: int = cpus) -> float:
         started, started_cpu = time.perf_counter(), cpu_now()
+        # fork, not datatrove's default forkserver: forked workers are this process's children, so
+        # RUSAGE_CHILDREN counts their CPU once they are reaped (forkserver's are not ours: 0.1 s seen).
         LocalPipelineExecutor(
-            pipeline=pipeline, tasks=tasks, workers=tasks, logging_dir=str(work / "logs" / name)
+            pipeline=pipeline,
+            tasks=tasks,
+            workers=tasks,
+            logging_dir=str(work / "logs" / name),
+            start_method="fork",
         ).run()
         cpu[name] = cpu_now() - started_cpu  # its worker processes are reaped when run() returns
         return time.perf_counter() - started
