@@ -43,7 +43,16 @@ from exact_dedup import tree_cpu_seconds  # a sibling script (sys.path[0] is thi
 
 # xxhash: see benchmarks/minhash.py; tokenizers (datatrove.pipeline.dedup) and orjson (JsonlReader) are
 # imports datatrove needs but does not declare.
-DATATROVE = ["--with", "datatrove==0.10.1", "--with", "xxhash<3.5", "--with", "tokenizers", "--with", "orjson"]
+DATATROVE = [
+    "--with",
+    "datatrove==0.10.1",
+    "--with",
+    "xxhash<3.5",
+    "--with",
+    "tokenizers",
+    "--with",
+    "orjson",
+]
 STEPS = {  # our stage -> the datatrove step it is compared with
     "01-ingest": "read",
     "02-clean": "pii",
