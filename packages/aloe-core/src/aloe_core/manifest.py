@@ -42,7 +42,9 @@ def entry_folder(root: str | Path, stage_dir: str, entry: dict[str, Any], nested
     return storage.join(folder, entry["attempt"]) if entry.get("attempt") else folder
 
 
-def entry_files(root: str | Path, stage_dir: str, entry: dict[str, Any], nested: bool | None = None) -> list[str]:
+def entry_files(
+    root: str | Path, stage_dir: str, entry: dict[str, Any], nested: bool | None = None
+) -> list[str]:
     """The kept-row shards of a finished entry, in file-name order (the order they were written)."""
     folder = entry_folder(root, stage_dir, entry, nested)
     return [storage.join(folder, name) for name in sorted(entry.get("files", []))]

@@ -99,8 +99,8 @@ def shard_columns(file: str) -> list[str]:
     """The column names of one Parquet file (its footer only)."""
     import pyarrow.parquet as pq
 
-    with storage.open_input(file) as handle:
-        return pq.read_schema(handle).names
+    path, fs = storage.for_arrow(file)
+    return pq.read_schema(path, filesystem=fs).names
 
 
 def check_columns(file: str, kind: Kind) -> None:

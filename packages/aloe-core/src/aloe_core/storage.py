@@ -49,6 +49,12 @@ def join(base: PathLike, *parts: str) -> str:
     return str(Path(base, *parts))  # what the pathlib code before this module produced
 
 
+def location(path: PathLike) -> str | Path:
+    """``path`` as code that also runs on local folders should hold it: a Path locally (what the code
+    before this module used), the URI string otherwise (a Path would fold its ``//`` away)."""
+    return str(path) if is_uri(path) else Path(path)
+
+
 def name_of(path: PathLike) -> str:
     """The last component of ``path`` (a URI's key's last part)."""
     return posixpath.basename(str(path).rstrip("/"))
@@ -99,6 +105,29 @@ def _open_filesystem(uri: str, scheme: str, endpoint: str | None) -> pafs.FileSy
 def filesystem(path: PathLike) -> pafs.FileSystem | None:
     """The filesystem to hand Ray Data's ``filesystem=`` for ``path``, None for local paths (Ray's own)."""
     return resolve(path)[0] if is_uri(path) else None
+
+
+def for_arrow(path: PathLike) -> tuple[str, pafs.FileSystem | None]:
+    """``(path, filesystem)`` for pyarrow and Ray Data readers (``pq.read_table(p, filesystem=fs)``,
+    ``ray.data.read_parquet(ps, filesystem=fs)``): a local path as given with None (their own local
+    handling, unchanged), a URI as its path on the resolved filesystem."""
+    if not is_uri(path):
+        return str(path), None
+    fs, inner = resolve(path)
+    return inner, fs
+
+
+def for_arrow_many(paths: list[str]) -> tuple[list[str], pafs.FileSystem | None]:
+    """:func:`for_arrow` of files that share one filesystem (``ray.data.read_parquet(ps, filesystem=fs)``).
+
+    Raises:
+        InputError: when ``paths`` mix local files and URIs, or two stores.
+    """
+    pairs = [for_arrow(p) for p in paths]
+    stores = {(is_uri(p), urlsplit(str(p)).scheme, urlsplit(str(p)).netloc) for p in paths}
+    if len(stores) > 1:
+        raise InputError(f"{paths[0]} and others: files to read together must be on one filesystem")
+    return [p for p, _ in pairs], (pairs[0][1] if pairs else None)
 
 
 def info(path: PathLike) -> pafs.FileInfo:

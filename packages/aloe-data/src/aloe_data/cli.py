@@ -45,11 +45,14 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+# Output folders are strings, not Paths: they may be object-store URIs (s3://bucket/run), which Path mangles.
 OutOpt = Annotated[
-    Path | None,
-    typer.Option("--out", "-o", help="Folder to write part-*.parquet, _dropped/ and manifest.json."),
+    str | None,
+    typer.Option(
+        "--out", "-o", help="Folder or s3:// / gs:// URI for part-*.parquet, _dropped/ and manifest.json."
+    ),
 ]
-OldOutOpt = Annotated[Path | None, typer.Option("--output", "--output-dir", hidden=True)]
+OldOutOpt = Annotated[str | None, typer.Option("--output", "--output-dir", hidden=True)]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -73,7 +76,8 @@ def _echo_entry(entry: dict) -> None:
 def run(
     config: Annotated[Path, typer.Argument(help="Pipeline YAML (see configs/data/).")],
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Run folder; rerunning into it resumes.")
+        str | None,
+        typer.Option("--out", "-o", help="Run folder or s3:// / gs:// URI; rerunning into it resumes."),
     ] = None,
     output: OldOutOpt = None,
     overrides: SetOpt = None,

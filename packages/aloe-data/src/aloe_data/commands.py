@@ -193,13 +193,13 @@ def _common_parameters() -> list[inspect.Parameter]:
         ),
         opt(
             "aloe_out",
-            Path | None,
+            str | None,  # not Path: may be an object-store URI
             None,
             "--out",
             "-o",
             help="Folder for part-*.parquet, _dropped/ and manifest.json.",
         ),
-        opt("aloe_output", Path | None, None, "--output", "--output-dir", hidden=True),
+        opt("aloe_output", str | None, None, "--output", "--output-dir", hidden=True),
         opt(
             "aloe_config",
             Path | None,
@@ -241,7 +241,7 @@ def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
     node[last] = value
 
 
-def require_out(out: Path | None, output: Path | None) -> Path:
+def require_out(out: str | Path | None, output: str | Path | None) -> str | Path:
     """``--out`` (or its old name ``--output``), which every command that writes needs."""
     if out is None and output is None:
         raise typer.BadParameter("Missing option '--out' / '-o'.")
