@@ -24,12 +24,13 @@ import os
 import posixpath
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import pyarrow.fs as pafs
-
 from aloe_core.errors import InputError
+
+if TYPE_CHECKING:  # pyarrow is imported where a file is touched: `aloe --help` needs none of it
+    import pyarrow.fs as pafs
 
 PathLike = str | Path
 _CACHE: dict[tuple[str, str, str | None], pafs.FileSystem] = {}
@@ -76,6 +77,8 @@ def resolve(path: PathLike) -> tuple[pafs.FileSystem, str]:
     Raises:
         InputError: naming ``path`` when pyarrow cannot open that kind of URI.
     """
+    import pyarrow.fs as pafs
+
     text = str(path)
     if not is_uri(text):
         local = text.removeprefix("file://")
@@ -92,6 +95,8 @@ def resolve(path: PathLike) -> tuple[pafs.FileSystem, str]:
 
 
 def _open_filesystem(uri: str, scheme: str, endpoint: str | None) -> pafs.FileSystem:
+    import pyarrow.fs as pafs
+
     try:
         if endpoint is not None:
             # A custom endpoint (MinIO, moto, Ceph): no region lookup against AWS, the endpoint given as is.
@@ -100,11 +105,6 @@ def _open_filesystem(uri: str, scheme: str, endpoint: str | None) -> pafs.FileSy
         return pafs.FileSystem.from_uri(uri)[0]
     except (pafs.ArrowInvalid, OSError, ValueError) as exc:
         raise InputError(f"{uri}: not a path or URI pyarrow can open ({exc})") from None
-
-
-def filesystem(path: PathLike) -> pafs.FileSystem | None:
-    """The filesystem to hand Ray Data's ``filesystem=`` for ``path``, None for local paths (Ray's own)."""
-    return resolve(path)[0] if is_uri(path) else None
 
 
 def for_arrow(path: PathLike) -> tuple[str, pafs.FileSystem | None]:
@@ -136,35 +136,28 @@ def info(path: PathLike) -> pafs.FileInfo:
 
 
 def is_file(path: PathLike) -> bool:
+    import pyarrow.fs as pafs
+
     return info(path).type == pafs.FileType.File
 
 
 def is_dir(path: PathLike) -> bool:
     """A folder; on an object store, a prefix holding at least one object."""
+    import pyarrow.fs as pafs
+
     return info(path).type == pafs.FileType.Directory
 
 
 def exists(path: PathLike) -> bool:
+    import pyarrow.fs as pafs
+
     return info(path).type != pafs.FileType.NotFound
-
-
-def size(path: PathLike) -> int:
-    return int(info(path).size)
-
-
-def list_dir(path: PathLike, *, recursive: bool = False) -> list[str]:
-    """Every file and folder under ``path`` (sorted, as ``path``-joined names); empty if it is missing."""
-    fs, inner = resolve(path)
-    try:
-        infos = fs.get_file_info(pafs.FileSelector(inner, allow_not_found=True, recursive=recursive))
-    except NotADirectoryError:
-        return []
-    base = str(path).rstrip("/")
-    return sorted(join(base, posixpath.relpath(i.path, inner)) for i in infos)
 
 
 def list_folders(path: PathLike) -> list[str]:
     """The folders (prefixes) directly under ``path`` (sorted); empty if it is missing."""
+    import pyarrow.fs as pafs
+
     fs, inner = resolve(path)
     infos = fs.get_file_info(pafs.FileSelector(inner, allow_not_found=True))
     names = sorted(posixpath.basename(i.path) for i in infos if i.type == pafs.FileType.Directory)
@@ -173,6 +166,8 @@ def list_folders(path: PathLike) -> list[str]:
 
 def list_files(path: PathLike, pattern: str = "*") -> list[str]:
     """The files directly under ``path`` whose names match ``pattern`` (sorted)."""
+    import pyarrow.fs as pafs
+
     fs, inner = resolve(path)
     infos = fs.get_file_info(pafs.FileSelector(inner, allow_not_found=True))
     names = sorted(posixpath.basename(i.path) for i in infos if i.type == pafs.FileType.File)
@@ -229,6 +224,8 @@ def makedirs(path: PathLike) -> None:
 
 def remove(path: PathLike) -> None:
     """Delete the file or the whole folder (prefix) ``path``; nothing if it is missing."""
+    import pyarrow.fs as pafs
+
     fs, inner = resolve(path)
     kind = fs.get_file_info(inner).type
     if kind == pafs.FileType.Directory:

@@ -32,6 +32,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from aloe_core.storage import location
+
 # Fields every stage config has that a command does not expose (`type` is the command; `name` only
 # names a stage folder inside a run).
 HIDDEN_FIELDS = ("type", "name")
@@ -193,13 +195,14 @@ def _common_parameters() -> list[inspect.Parameter]:
         ),
         opt(
             "aloe_out",
-            str | None,  # not Path: may be an object-store URI
+            Path | None,
             None,
             "--out",
             "-o",
-            help="Folder for part-*.parquet, _dropped/ and manifest.json.",
+            parser=location,  # a URI (s3://...) stays a string; Path would mangle it
+            help="Folder or s3:// / gs:// URI for part-*.parquet, _dropped/ and manifest.json.",
         ),
-        opt("aloe_output", str | None, None, "--output", "--output-dir", hidden=True),
+        opt("aloe_output", Path | None, None, "--output", "--output-dir", parser=location, hidden=True),
         opt(
             "aloe_config",
             Path | None,
