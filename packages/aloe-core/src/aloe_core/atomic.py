@@ -33,14 +33,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from aloe_core.storage import is_uri, put_object
+from aloe_core import storage
+from aloe_core.storage import is_uri
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp sibling, fsync, ``os.replace``; on object storage one
     whole-object PUT)."""
     if is_uri(path):
-        put_object(path, data)
+        storage.put_object(path, data)
         return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
