@@ -15,9 +15,11 @@ completes): readers see the old object or the new, never a part. So the rule the
 3. its manifest entry, naming that attempt and every file in it with its sha256, is written last, as
    one PUT of the whole manifest: that PUT is the commit;
 4. readers trust only the files the manifest lists (:mod:`aloe_core.manifest`), never a listing;
-5. before writing, a command deletes every attempt prefix its manifest does not list
-   (:func:`aloe_core.manifest.remove_unlisted_attempts`): what a killed run left, or what a rerun
-   replaced, so resume leaves no debris.
+5. once its commits are done, a command deletes every attempt prefix its manifest does not list
+   (:meth:`aloe_core.manifest.Manifest.remove_unlisted_attempts`): what a killed run left, or what a
+   rerun replaced, so a resumed run leaves no debris (only pyarrow's empty ``FOLDER/`` markers of the
+   folders that held them, see :func:`aloe_core.storage.remove`). After the commits, not before: a
+   stage's folder then always holds its committed attempt when the old one goes.
 
 Local paths keep the rename-based writes above (same names, same bytes as before object storage).
 """
@@ -120,7 +122,7 @@ def remove_debris(target: str | Path) -> list[Path]:
     temporary files would be taken for debris).
 
     On object storage nothing is written under a temporary name, so there is nothing to remove here;
-    unlisted attempt prefixes are removed by :func:`aloe_core.manifest.remove_unlisted_attempts`.
+    unlisted attempt prefixes are removed by :meth:`aloe_core.manifest.Manifest.remove_unlisted_attempts`.
     """
     if is_uri(target):
         return []

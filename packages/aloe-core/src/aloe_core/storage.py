@@ -98,9 +98,10 @@ def _open_filesystem(uri: str, scheme: str, endpoint: str | None) -> pafs.FileSy
     import pyarrow.fs as pafs
 
     try:
-        if endpoint is not None:
-            # A custom endpoint (MinIO, moto, Ceph): no region lookup against AWS, the endpoint given as is.
-            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        if scheme in ("s3", "s3a"):
+            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+            if region is None:  # a custom endpoint has no AWS region to look up
+                region = "us-east-1" if endpoint else pafs.resolve_s3_region(urlsplit(uri).netloc)
             return pafs.S3FileSystem(endpoint_override=endpoint, region=region)
         return pafs.FileSystem.from_uri(uri)[0]
     except (pafs.ArrowInvalid, OSError, ValueError) as exc:
@@ -223,7 +224,11 @@ def makedirs(path: PathLike) -> None:
 
 
 def remove(path: PathLike) -> None:
-    """Delete the file or the whole folder (prefix) ``path``; nothing if it is missing."""
+    """Delete the file or the whole folder (prefix) ``path``; nothing if it is missing.
+
+    On S3, pyarrow then writes an empty marker object ``PARENT/`` so that the parent folder still
+    "exists"; it names a folder, holds no data, and no reader lists it as a file.
+    """
     import pyarrow.fs as pafs
 
     fs, inner = resolve(path)

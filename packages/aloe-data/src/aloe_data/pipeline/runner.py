@@ -10,8 +10,8 @@ entry is recorded.
 
 ``out_dir`` may be an object-store URI (``s3://bucket/run``, :mod:`aloe_core.storage`). There is no
 rename there: a stage writes into a fresh ``<dir>/attempt-<random>/`` prefix, its entry (naming the
-attempt) is recorded last, and every run first deletes the attempt prefixes the manifest does not list
-(the rule in :mod:`aloe_core.atomic`), so a killed stage leaves no debris after the next run.
+attempt) is recorded last, and a run that finished deletes the attempt prefixes the manifest does not
+list (the rule in :mod:`aloe_core.atomic`), so a killed stage leaves no debris once the run resumed.
 """
 
 from __future__ import annotations
@@ -140,8 +140,6 @@ def run_pipeline(
         logger.info("removed %s, left by an interrupted run", path)
     storage.makedirs(out_dir)
     manifest = Manifest.load(out_dir)
-    for path in manifest.remove_unlisted_attempts():  # the same on object storage
-        logger.info("removed %s, left by an interrupted run", path)
     manifest.data.update(
         {"kind": config.kind, "config": config.model_dump(mode="json"), "config_source": config_source}
     )
@@ -237,7 +235,8 @@ def _remove_stale(out_dir: str | Path, stage_dirs: list[str], manifest: Manifest
         for folder in storage.list_folders(out_dir):
             if storage.name_of(folder)[:2].isdigit() and storage.name_of(folder) not in stage_dirs:
                 storage.remove(folder)
-        manifest.remove_unlisted_attempts()
+        for path in manifest.remove_unlisted_attempts():
+            logger.info("removed %s: no manifest entry lists it (an interrupted or replaced attempt)", path)
         return
     for path in Path(out_dir).iterdir():
         if path.is_dir() and path.name[:2].isdigit() and path.name not in stage_dirs:
