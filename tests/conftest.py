@@ -7,7 +7,7 @@ must treat what they return as read-only; copy a model folder before changing it
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,9 @@ os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_MCQA = REPO_ROOT.parent / "shared" / "data" / "medical-mcqa"
+
+# A secret the object-storage tests run with; no log, output or manifest may ever contain it.
+S3_SECRET = "aloe-test-secret-7f3c9a1e-never-logged"
 
 # The one vLLM engine of a `-m vllm` session serves the whole tiny context, so every vllm test can use it.
 VLLM_MAX_MODEL_LEN = 2048
@@ -39,6 +42,63 @@ def ray_session() -> Iterator[Any]:
     ensure_ray(num_cpus=2, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[dict[str, str]]:
+    """A real S3 endpoint on 127.0.0.1 (moto's server mode, its own thread) for the whole session.
+
+    Yields the environment a client needs (endpoint, fake keys with :data:`S3_SECRET`, region); the
+    caller sets it (``monkeypatch``) or passes it to a subprocess. Tests make their own buckets
+    (:func:`s3_bucket`).
+    """
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "aloe-test-key-id",
+        "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",  # never wait for an instance-metadata credential lookup
+    }
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def new_s3_bucket(s3_endpoint: dict[str, str]) -> Callable[[], str]:
+    """Makes a fresh, empty bucket on :func:`s3_endpoint` and returns ``s3://NAME``."""
+    import uuid
+
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint["AWS_ENDPOINT_URL"],
+        aws_access_key_id=s3_endpoint["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=s3_endpoint["AWS_SECRET_ACCESS_KEY"],
+        region_name=s3_endpoint["AWS_DEFAULT_REGION"],
+    )
+
+    def make() -> str:
+        name = f"aloe-{uuid.uuid4().hex[:12]}"
+        client.create_bucket(Bucket=name)
+        return f"s3://{name}"
+
+    return make
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: dict[str, str], new_s3_bucket, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket (``s3://NAME``) with this process's environment pointed at the endpoint."""
+    for key, value in s3_endpoint.items():
+        monkeypatch.setenv(key, value)
+    return new_s3_bucket()
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,12 @@
     python tests/data/kill_at.py POINT NAME N -- data run CONFIG --out OUT
 
 POINT is where: ``replace`` (inside an atomic file write: the temp file is complete, ``os.replace``
-has not run), ``replaced`` (just after that ``os.replace``: the write is complete) or ``rename`` (a
-finished temporary folder is about to be renamed into place). NAME is the file or folder name the
-write targets (``manifest.json``, ``03-exact-dedup``); the kill happens at its N-th such write
-(1-based). Patching the two calls lands the kill exactly there, with no timing luck.
+has not run), ``replaced`` (just after that ``os.replace``: the write is complete), ``rename`` (a
+finished temporary folder is about to be renamed into place) or ``put`` (an object-store write by
+this process is about to be sent: on ``manifest.json``, the stage's shards are written, not committed).
+NAME is the file or folder name the write targets (``manifest.json``, ``03-exact-dedup``); the kill
+happens at its N-th such write (1-based). Patching the calls lands the kill exactly there, with no
+timing luck.
 """
 
 from __future__ import annotations
@@ -48,6 +50,17 @@ def main() -> None:
             return original_rename(self, target)
 
         pathlib.Path.rename = rename
+    elif point == "put":
+        from aloe_core import storage
+
+        original_put = storage.put_object
+
+        def put_object(path, data):
+            if storage.name_of(path) == name and hit():
+                os.kill(os.getpid(), signal.SIGKILL)
+            return original_put(path, data)
+
+        storage.put_object = put_object
     else:
         raise SystemExit(f"unknown kill point {point!r}")
 

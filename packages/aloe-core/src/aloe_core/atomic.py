@@ -4,6 +4,24 @@ Files are written to a hidden temporary sibling (``.NAME.<random>.tmp``) and mov
 ``os.replace``; folders are built in a hidden staging sibling (``.NAME.tmp-<random>``) and renamed into
 place. Both names start with ``.NAME.`` so a later run can recognise its own debris, and
 :func:`remove_debris` (called by every command on its output before it writes) removes it.
+
+**On object storage** (``s3://``, ``gs://``: see :mod:`aloe_core.storage`) there is no rename, but a
+single object is written whole (one PUT, or a multipart upload that becomes visible only when it
+completes): readers see the old object or the new, never a part. So the rule there is
+
+1. a file (a manifest, a report, a metrics file) is one PUT of its full content: :func:`atomic_write_bytes`;
+2. a folder (a stage's shards) is written under a fresh, unique attempt prefix
+   (``NAME/attempt-<random>/``) that nobody reads yet;
+3. its manifest entry, naming that attempt and every file in it with its sha256, is written last, as
+   one PUT of the whole manifest: that PUT is the commit;
+4. readers trust only the files the manifest lists (:mod:`aloe_core.manifest`), never a listing;
+5. once its commits are done, a command deletes every attempt prefix its manifest does not list
+   (:meth:`aloe_core.manifest.Manifest.remove_unlisted_attempts`): what a killed run left, or what a
+   rerun replaced, so a resumed run leaves no debris (only pyarrow's empty ``FOLDER/`` markers of the
+   folders that held them, see :func:`aloe_core.storage.remove`). After the commits, not before: a
+   stage's folder then always holds its committed attempt when the old one goes.
+
+Local paths keep the rename-based writes above (same names, same bytes as before object storage).
 """
 
 from __future__ import annotations
@@ -17,9 +35,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from aloe_core import storage
+from aloe_core.storage import is_uri
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp sibling, fsync, ``os.replace``)."""
+    """Write ``data`` to ``path`` atomically (temp sibling, fsync, ``os.replace``; on object storage one
+    whole-object PUT)."""
+    if is_uri(path):
+        storage.put_object(path, data)
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -95,7 +120,12 @@ def remove_debris(target: str | Path) -> list[Path]:
     :func:`publish_dir`'s renames, the previous folder (``.NAME.old-<pid>``) is renamed back to NAME
     instead of being deleted. Only one writer may use an output folder at a time (a second one's
     temporary files would be taken for debris).
+
+    On object storage nothing is written under a temporary name, so there is nothing to remove here;
+    unlisted attempt prefixes are removed by :meth:`aloe_core.manifest.Manifest.remove_unlisted_attempts`.
     """
+    if is_uri(target):
+        return []
     target = Path(target)
     removed: list[Path] = []
     if target.parent.is_dir():

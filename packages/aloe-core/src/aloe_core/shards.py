@@ -7,14 +7,14 @@ in the pipeline's own dependencies (a training environment has no MinHash kernel
 
 from __future__ import annotations
 
-import glob
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from aloe_core import storage
 from aloe_core.errors import InputError
-from aloe_core.manifest import MANIFEST
+from aloe_core.manifest import MANIFEST, entry_files
 
 Kind = Literal["sft", "preference"]
 """The record kinds a pipeline run or a training recipe works on (``mcqa`` items ride inside sft rows)."""
@@ -48,6 +48,9 @@ def resolve_inputs(path: str | Path, kind: Kind | None = None) -> ShardSource:
     * any other folder: its top-level ``*.parquet`` (never ``_dropped/``);
     * a file or a glob.
 
+    Each may be local or a URI (``s3://bucket/run``, see :mod:`aloe_core.storage`); a run on object
+    storage is read through its manifest, which names the files to trust.
+
     With ``kind``, the files must hold that record kind: a run of another kind, or a first shard without
     the kind's columns, is an error.
 
@@ -55,16 +58,15 @@ def resolve_inputs(path: str | Path, kind: Kind | None = None) -> ShardSource:
         InputError: naming ``path`` when nothing is found, a run has no finished stage, or the kind differs.
     """
     text = str(path)
-    root = Path(text)
-    manifest = root / MANIFEST
+    manifest = storage.join(text, MANIFEST)
     if any(ch in text for ch in "*?["):
-        files, provenance, found_kind = sorted(glob.glob(text)), {"glob": text}, None
-    elif root.is_file():
+        files, provenance, found_kind = storage.glob(text), {"glob": text}, None
+    elif storage.is_file(text):
         files, provenance, found_kind = [text], {"file": text}, None
-    elif manifest.is_file():
-        files, provenance, found_kind = _manifest_files(root, manifest)
-    elif root.is_dir():
-        files, provenance, found_kind = sorted(str(p) for p in root.glob("*.parquet")), {"folder": text}, None
+    elif storage.is_file(manifest):
+        files, provenance, found_kind = _manifest_files(text, manifest)
+    elif storage.is_dir(text):
+        files, provenance, found_kind = storage.list_files(text, "*.parquet"), {"folder": text}, None
     else:
         raise InputError(f"{text}: no such file or folder")
     if not files:
@@ -77,29 +79,28 @@ def resolve_inputs(path: str | Path, kind: Kind | None = None) -> ShardSource:
     return source
 
 
-def _manifest_files(root: Path, manifest: Path) -> tuple[list[str], dict[str, Any], Kind | None]:
-    data = json.loads(manifest.read_text(encoding="utf-8"))
+def _manifest_files(root: str, manifest: str) -> tuple[list[str], dict[str, Any], Kind | None]:
+    data = json.loads(storage.read_text(manifest))
     stages = data.get("stages") or {}
     if not stages:
         raise InputError(f"{manifest}: no finished stage; run the pipeline to completion first")
     stage, entry = list(stages.items())[-1]
-    names = sorted(entry.get("files", []))
-    # A run keeps each stage in its own folder; a single-stage output keeps the shards beside the manifest.
-    folder = root / stage if (root / stage).is_dir() else root
     provenance = {
-        "run": str(root),
+        "run": root,
         "stage": stage,
         "stage_key": entry.get("key"),
         "rows": entry.get("rows_out"),
     }
-    return [str(folder / name) for name in names], provenance, data.get("kind")
+    # A run keeps each stage in its own folder; a single-stage output keeps the shards beside the manifest.
+    return entry_files(root, stage, entry), provenance, data.get("kind")
 
 
 def shard_columns(file: str) -> list[str]:
     """The column names of one Parquet file (its footer only)."""
     import pyarrow.parquet as pq
 
-    return pq.read_schema(file).names
+    path, fs = storage.for_arrow(file)
+    return pq.read_schema(path, filesystem=fs).names
 
 
 def check_columns(file: str, kind: Kind) -> None:

@@ -14,6 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from aloe_core.shards import Kind
+from aloe_core.storage import location
 
 
 class DataGroup(TyperGroup):
@@ -45,11 +46,18 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+# Output folders may be object-store URIs (s3://bucket/run), which Path would mangle: `location` keeps
+# those as strings and makes local ones Paths.
 OutOpt = Annotated[
     Path | None,
-    typer.Option("--out", "-o", help="Folder to write part-*.parquet, _dropped/ and manifest.json."),
+    typer.Option(
+        "--out",
+        "-o",
+        parser=location,
+        help="Folder or s3:// / gs:// URI for part-*.parquet, _dropped/ and manifest.json.",
+    ),
 ]
-OldOutOpt = Annotated[Path | None, typer.Option("--output", "--output-dir", hidden=True)]
+OldOutOpt = Annotated[Path | None, typer.Option("--output", "--output-dir", parser=location, hidden=True)]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -73,7 +81,10 @@ def _echo_entry(entry: dict) -> None:
 def run(
     config: Annotated[Path, typer.Argument(help="Pipeline YAML (see configs/data/).")],
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Run folder; rerunning into it resumes.")
+        Path | None,
+        typer.Option(
+            "--out", "-o", parser=location, help="Run folder or s3:// / gs:// URI; rerunning into it resumes."
+        ),
     ] = None,
     output: OldOutOpt = None,
     overrides: SetOpt = None,

@@ -32,6 +32,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from aloe_core.storage import location
+
 # Fields every stage config has that a command does not expose (`type` is the command; `name` only
 # names a stage folder inside a run).
 HIDDEN_FIELDS = ("type", "name")
@@ -197,9 +199,10 @@ def _common_parameters() -> list[inspect.Parameter]:
             None,
             "--out",
             "-o",
-            help="Folder for part-*.parquet, _dropped/ and manifest.json.",
+            parser=location,  # a URI (s3://...) stays a string; Path would mangle it
+            help="Folder or s3:// / gs:// URI for part-*.parquet, _dropped/ and manifest.json.",
         ),
-        opt("aloe_output", Path | None, None, "--output", "--output-dir", hidden=True),
+        opt("aloe_output", Path | None, None, "--output", "--output-dir", parser=location, hidden=True),
         opt(
             "aloe_config",
             Path | None,
@@ -241,7 +244,7 @@ def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
     node[last] = value
 
 
-def require_out(out: Path | None, output: Path | None) -> Path:
+def require_out(out: str | Path | None, output: str | Path | None) -> str | Path:
     """``--out`` (or its old name ``--output``), which every command that writes needs."""
     if out is None and output is None:
         raise typer.BadParameter("Missing option '--out' / '-o'.")

@@ -29,6 +29,7 @@ def show_masking(
     import pyarrow.parquet as pq
     from transformers import AutoTokenizer
 
+    from aloe_core import storage
     from aloe_core.errors import InputError
     from aloe_core.shards import resolve_inputs
 
@@ -39,7 +40,8 @@ def show_masking(
             f"{model}: the chat template has no {{% generation %}} markers, "
             "so assistant tokens cannot be found"
         )
-    table = pq.ParquetFile(files[0]).read_row_group(0).slice(0, rows)
+    where, fs = storage.for_arrow(files[0])
+    table = pq.ParquetFile(where, filesystem=fs).read_row_group(0).slice(0, rows)
     for row in table.to_pylist():
         encoded = tokenizer.apply_chat_template(
             row["messages"], tokenize=True, return_dict=True, return_assistant_tokens_mask=True

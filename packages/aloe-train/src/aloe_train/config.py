@@ -12,9 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from aloe_core.config import StrictModel
+from aloe_core.storage import is_uri
 
 
 class ModelConfig(StrictModel):
@@ -109,6 +110,18 @@ class RecipeConfig(StrictModel):
     export: ExportConfig = ExportConfig()
     resume_from: str | None = None  # a checkpoint folder (OUTPUT/checkpoints/checkpoint-NNNNNN)
     fault_injection: FaultInjection | None = None
+
+    @field_validator("output_dir")
+    @classmethod
+    def _local_output(cls, value: str) -> str:
+        # Inputs (data.path) may be s3:// / gs:// runs; the output folder not yet: the metrics log, the
+        # checkpoint resume scan and the model export still write through the local filesystem.
+        if is_uri(value):
+            raise ValueError(
+                f"{value}: training writes its output to a local or shared (NFS) folder, not object "
+                "storage yet; data.path may be an s3:// or gs:// run"
+            )
+        return value
 
     @model_validator(mode="after")
     def _check_fault_rank(self) -> RecipeConfig:

@@ -29,6 +29,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from aloe_core import storage
 from aloe_data.pipeline.config import InProcessConfig, OutputConfig
 from aloe_data.pipeline.stage import Stage, StageContext
 from aloe_data.pipeline.writer import merge_results, write_shards
@@ -50,7 +51,11 @@ def runs_in_process(
 
 def read_tables(paths: Iterable[str | Path]) -> list[pa.Table]:
     """The rows of record shards, in order, as the stage's input tables."""
-    return [pq.read_table(path) for path in paths]
+    tables = []
+    for path in paths:
+        where, fs = storage.for_arrow(path)
+        tables.append(pq.read_table(where, filesystem=fs))
+    return tables
 
 
 def run_in_process(
@@ -65,7 +70,7 @@ def run_in_process(
 
 
 def write_in_process(
-    tables: list[pa.Table], staging: Path, kind: str, output: OutputConfig
+    tables: list[pa.Table], staging: str | Path, kind: str, output: OutputConfig
 ) -> dict[str, Any]:
     """Write a stage's output tables into ``staging`` as write task 0 would; the merged results."""
     return merge_results([write_shards(tables, staging, kind, 0, output.shard_rows, output.shard_bytes)])

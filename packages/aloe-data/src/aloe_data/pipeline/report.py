@@ -18,8 +18,9 @@ from typing import Any
 import pyarrow as pa
 import ray.data
 
+from aloe_core import storage
 from aloe_core.atomic import atomic_write_text
-from aloe_core.manifest import Manifest
+from aloe_core.manifest import Manifest, entry_files
 
 # Length bins on a log scale: 0-15, 16-31, ... up to 2^20 characters.
 _BIN_EDGES = [0] + [2**k for k in range(4, 21)]
@@ -79,7 +80,7 @@ def score_histograms(ds: ray.data.Dataset) -> dict[str, dict[float, int]]:
     return {metric: dict(sorted(bins.items())) for metric, bins in sorted(result.items())}
 
 
-def build_report(out_dir: Path, manifest: Manifest) -> dict[str, Any]:
+def build_report(out_dir: str | Path, manifest: Manifest) -> dict[str, Any]:
     stages = list(manifest.stages.values())
     funnel = [
         {
@@ -96,9 +97,9 @@ def build_report(out_dir: Path, manifest: Manifest) -> dict[str, Any]:
     scores: dict[str, Any] = {}
     if stages and stages[-1]["files"]:
         final = stages[-1]
-        paths = [str(out_dir / final["stage"] / name) for name in sorted(final["files"])]
-        histograms = length_histograms(ray.data.read_parquet(paths))
-        scores = score_histograms(ray.data.read_parquet(paths))
+        paths, fs = storage.for_arrow_many(entry_files(out_dir, final["stage"], final, nested=True))
+        histograms = length_histograms(ray.data.read_parquet(paths, filesystem=fs))
+        scores = score_histograms(ray.data.read_parquet(paths, filesystem=fs))
     return {
         "kind": manifest.data.get("kind"),
         "config_source": manifest.data.get("config_source"),
@@ -218,11 +219,14 @@ config {html.escape(str(report["config_source"] or "-"))}).</p>
 """
 
 
-def write_report(out_dir: Path, manifest: Manifest) -> dict[str, Path]:
-    """Write ``report.json`` and ``report.html`` into ``out_dir`` (atomically) and return their paths."""
-    out_dir = Path(out_dir)
+def write_report(out_dir: str | Path, manifest: Manifest) -> dict[str, str | Path]:
+    """Write ``report.json`` and ``report.html`` into ``out_dir`` (atomically; a folder or an
+    object-store URI) and return their paths."""
+    out_dir = storage.location(out_dir)
     report = build_report(out_dir, manifest)
-    paths = {"json": out_dir / "report.json", "html": out_dir / "report.html"}
+    paths = {"json": storage.join(out_dir, "report.json"), "html": storage.join(out_dir, "report.html")}
+    if not storage.is_uri(out_dir):
+        paths = {k: Path(v) for k, v in paths.items()}
     atomic_write_text(paths["json"], json.dumps(report, indent=2) + "\n")
     atomic_write_text(paths["html"], _html(report))
     return paths

@@ -7,6 +7,11 @@ aloe-data's version) and its files exist. Changing one stage's
 config therefore reruns that stage and every later one; a run killed mid-way restarts at the first stage
 without a finished entry. A stage writes into ``.<dir>.tmp`` and is renamed into place before its manifest
 entry is recorded.
+
+``out_dir`` may be an object-store URI (``s3://bucket/run``, :mod:`aloe_core.storage`). There is no
+rename there: a stage writes into a fresh ``<dir>/attempt-<random>/`` prefix, its entry (naming the
+attempt) is recorded last, and a run that finished deletes the attempt prefixes the manifest does not
+list (the rule in :mod:`aloe_core.atomic`), so a killed stage leaves no debris once the run resumed.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ from typing import Any
 
 import ray.data
 
+from aloe_core import storage
 from aloe_core.atomic import remove_debris
 from aloe_core.config import config_hash
-from aloe_core.manifest import Manifest
+from aloe_core.manifest import Manifest, entry_files, new_attempt
 from aloe_core.ray_session import ensure_ray
 from aloe_data import __version__
 from aloe_data.pipeline.config import InProcessConfig, OutputConfig, PipelineConfig
@@ -41,9 +47,9 @@ class InvariantError(RuntimeError):
     """A stage lost or invented rows: rows_in != rows_out + dropped. Always a bug, never user error."""
 
 
-def stage_output_files(out_dir: Path, stage_dir: str, entry: dict[str, Any]) -> list[str]:
+def stage_output_files(out_dir: str | Path, stage_dir: str, entry: dict[str, Any]) -> list[str]:
     """The kept-row shards of a finished stage, in file-name order (the order they were written)."""
-    return [str(out_dir / stage_dir / name) for name in sorted(entry["files"])]
+    return entry_files(out_dir, stage_dir, entry, nested=True)
 
 
 def start_ray(ray_cpus: int | None) -> int:
@@ -58,7 +64,7 @@ def execute_stage(
     stage: Stage,
     input_files: list[str],
     rows_in: int | None,
-    target: Path,
+    target: str | Path,
     kind: str,
     output: OutputConfig,
     limits: InProcessConfig,
@@ -67,27 +73,37 @@ def execute_stage(
     source_bytes: int | None = None,
 ) -> dict[str, Any]:
     """Run ``stage`` over the shards ``input_files`` (none for ingest) and write its output into ``target``
-    (built in a temp sibling, then renamed); returns the merged per-file results.
+    (built in a temp sibling, then renamed; on object storage: in a new attempt prefix of ``target``,
+    named by the result's ``attempt``); returns the merged per-file results.
 
     It runs in this process when the input is tiny (:func:`~aloe_data.pipeline.local.runs_in_process`),
     otherwise on Ray: read tasks sized for the cluster, the stage's Dataset, the shard sink.
     """
-    tmp = target.parent / f".{target.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
+    attempt = new_attempt() if storage.is_uri(target) else None
+    if attempt is not None:
+        tmp: str | Path = storage.join(target, attempt)
+        parent: str | Path = storage.parent_of(target)
+    else:
+        target = Path(target)
+        tmp, parent = target.parent / f".{target.name}.tmp", target.parent
+        shutil.rmtree(tmp, ignore_errors=True)
+    name = storage.name_of(target)
     tables = None
     if runs_in_process(stage, rows_in, source_bytes, limits, output):
-        ctx = StageContext(kind, target.parent, target.name, cluster_cpus=1)
+        ctx = StageContext(kind, parent, name, cluster_cpus=1)
         tables = run_in_process(stage, read_tables(input_files), ctx, limits, output)
     if tables is not None:
-        logger.info("%s: %d rows, run in this process (tiny input)", target.name, sum(len(t) for t in tables))
+        logger.info("%s: %d rows, run in this process (tiny input)", name, sum(len(t) for t in tables))
         result = write_in_process(tables, tmp, kind, output)
     else:
         cpus = start_ray(ray_cpus)
-        ctx = StageContext(kind, target.parent, target.name, cpus)
+        ctx = StageContext(kind, parent, name, cpus)
         ds = None if stage.reads_sources else read_record_shards(input_files, cpus)
         sink = StageSink(tmp, kind, output.shard_rows, output.shard_bytes)
         stage.apply(ds, ctx).write_datasink(sink)
         result = merge_results(sink.results)
+    if attempt is not None:
+        return {**result, "attempt": attempt}  # committed by the manifest entry that names it
     shutil.rmtree(target, ignore_errors=True)
     tmp.mkdir(parents=True, exist_ok=True)
     tmp.rename(target)
@@ -107,21 +123,22 @@ def stage_key(stage: Stage, upstream: str) -> str:
 
 def run_pipeline(
     config: PipelineConfig,
-    out_dir: Path,
+    out_dir: str | Path,
     *,
     config_source: str = "",
     after_stage: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> Manifest:
-    """Run (or resume) the pipeline into ``out_dir`` and return its manifest.
+    """Run (or resume) the pipeline into ``out_dir`` (a folder or an object-store URI) and return its
+    manifest.
 
     ``after_stage(stage_dir, entry)`` is called after each stage's entry is recorded (progress display).
     """
     stages = pipeline_stages(config)  # guesses missing source formats, loads templates...
     plan = check_sources(stages[0].config.sources, config.kind)  # every path and format, before any work
-    out_dir = Path(out_dir)
+    out_dir = storage.location(out_dir)
     for path in remove_debris(out_dir):  # what a killed run left: temp files, half-written stages
         logger.info("removed %s, left by an interrupted run", path)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    storage.makedirs(out_dir)
     manifest = Manifest.load(out_dir)
     manifest.data.update(
         {"kind": config.kind, "config": config.model_dump(mode="json"), "config_source": config_source}
@@ -140,7 +157,7 @@ def run_pipeline(
             manifest.save()
             started = time.perf_counter()
             source_bytes = plan.total_bytes() if stage.reads_sources else None
-            target = out_dir / stage_dir
+            target = storage.join(out_dir, stage_dir) if storage.is_uri(out_dir) else out_dir / stage_dir
             result = execute_stage(
                 stage, input_files, rows_in, target, config.kind, config.output, config.in_process,
                 config.ray_cpus, source_bytes=source_bytes,
@@ -174,9 +191,11 @@ def stage_entry(
         raise InvariantError(
             f"{stage_dir}: rows_in {rows_in} != rows_out {result['rows_out']} + dropped {dropped_total}"
         )
+    attempt = {"attempt": result["attempt"]} if result.get("attempt") else {}  # object storage only
     return {
         "stage": stage_dir,
         "key": key,
+        **attempt,
         "rows_in": rows_in,
         "rows_out": result["rows_out"],
         "dropped": result["dropped"],
@@ -205,11 +224,20 @@ def describe_entry(entry: dict[str, Any]) -> str:
     )
 
 
-def _remove_stale(out_dir: Path, stage_dirs: list[str], manifest: Manifest) -> None:
-    """Stages no longer in the config leave no files behind (debris went at the start of the run)."""
+def _remove_stale(out_dir: str | Path, stage_dirs: list[str], manifest: Manifest) -> None:
+    """Stages no longer in the config leave no files behind (debris went at the start of the run), nor
+    do attempts this run replaced (object storage)."""
     for name in list(manifest.stages):
         if name not in stage_dirs:
             del manifest.stages[name]
-    for path in out_dir.iterdir():
+    if storage.is_uri(out_dir):
+        manifest.save()  # the commit first: deleting what it no longer lists is then safe
+        for folder in storage.list_folders(out_dir):
+            if storage.name_of(folder)[:2].isdigit() and storage.name_of(folder) not in stage_dirs:
+                storage.remove(folder)
+        for path in manifest.remove_unlisted_attempts():
+            logger.info("removed %s: no manifest entry lists it (an interrupted or replaced attempt)", path)
+        return
+    for path in Path(out_dir).iterdir():
         if path.is_dir() and path.name[:2].isdigit() and path.name not in stage_dirs:
             shutil.rmtree(path, ignore_errors=True)

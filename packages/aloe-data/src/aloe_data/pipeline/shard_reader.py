@@ -39,6 +39,8 @@ import ray.data
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
+from aloe_core import storage
+
 MIN_ROWS_PER_TASK = 2_000
 TASKS_PER_CPU = 8
 
@@ -61,7 +63,7 @@ def target_rows(total: int, cpus: int, tasks_per_cpu: int = TASKS_PER_CPU) -> in
 
 def plan_ranges(paths: Sequence[str], cpus: int, tasks_per_cpu: int = TASKS_PER_CPU) -> list[RowGroupRange]:
     """Consecutive row groups of each file packed into ranges of about the target rows (see module doc)."""
-    footers = [(path, pq.ParquetFile(path).metadata) for path in paths]
+    footers = [(path, _parquet_file(path).metadata) for path in paths]
     target = target_rows(sum(meta.num_rows for _, meta in footers), cpus, tasks_per_cpu)
     ranges: list[RowGroupRange] = []
     for path, meta in footers:
@@ -90,6 +92,17 @@ def pack_ranges(ranges: list[RowGroupRange], target: int) -> list[list[RowGroupR
     return tasks
 
 
+def _parquet_file(path: str) -> pq.ParquetFile:
+    """A shard's reader, local or on object storage (read tasks resolve the store on their worker)."""
+    where, fs = storage.for_arrow(path)
+    return pq.ParquetFile(where, filesystem=fs)
+
+
+def _read_schema(path: str) -> pa.Schema:
+    where, fs = storage.for_arrow(path)
+    return pq.read_schema(where, filesystem=fs)
+
+
 class RecordShardsDatasource(Datasource):
     """Parquet record shards read as row-group ranges (see :func:`plan_ranges`)."""
 
@@ -97,7 +110,7 @@ class RecordShardsDatasource(Datasource):
         super().__init__()
         ranges = plan_ranges(paths, cpus)
         self._tasks = pack_ranges(ranges, target_rows(sum(r.rows for r in ranges), cpus))
-        self._schema = pq.read_schema(paths[0]) if paths else None
+        self._schema = _read_schema(paths[0]) if paths else None
 
     @property
     def num_tasks(self) -> int:
@@ -130,7 +143,7 @@ class RecordShardsDatasource(Datasource):
 def _reader(task: list[RowGroupRange]):
     def read() -> Iterator[pa.Table]:
         for r in task:  # one block per range
-            file = pq.ParquetFile(r.path)
+            file = _parquet_file(r.path)
             if r.last < r.first:
                 yield file.schema_arrow.empty_table()
             else:

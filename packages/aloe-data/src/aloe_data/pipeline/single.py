@@ -14,6 +14,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from aloe_core import storage
 from aloe_core.atomic import remove_debris
 from aloe_core.config import config_hash
 from aloe_core.manifest import Manifest
@@ -26,7 +27,7 @@ from aloe_data.pipeline.stage import Stage
 def run_stage_on_files(
     stage: Stage,
     input_path: str | Path,
-    output: Path,
+    output: str | Path,
     output_config: OutputConfig | None = None,
     ray_cpus: int | None = None,
     in_process: InProcessConfig | None = None,
@@ -38,18 +39,25 @@ def run_stage_on_files(
     """
     files = [str(f) for f in resolve_inputs(input_path).files]
     kind = detect_kind(files)
-    output = Path(output)
+    output = storage.location(output)
     remove_debris(output)  # what a killed earlier run of this command left
-    output.parent.mkdir(parents=True, exist_ok=True)
-    rows_in = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    storage.makedirs(storage.parent_of(output))
+    rows_in = sum(_rows(f) for f in files)
     started = time.perf_counter()
     result = execute_stage(
         stage, files, rows_in, output, kind, output_config or OutputConfig(), in_process or InProcessConfig(),
         ray_cpus,
     )  # fmt: skip
     dump = stage.config.model_dump(mode="json")
-    entry = stage_entry(output.name, config_hash(dump), rows_in, result, dump, time.perf_counter() - started)
+    name = storage.name_of(output)
+    entry = stage_entry(name, config_hash(dump), rows_in, result, dump, time.perf_counter() - started)
     manifest = Manifest(output)
     manifest.data.update({"kind": kind, "input": files})
-    manifest.record(output.name, entry)
+    manifest.record(name, entry)
+    manifest.remove_unlisted_attempts()  # object storage: earlier runs' attempts, now replaced
     return entry
+
+
+def _rows(file: str) -> int:
+    where, fs = storage.for_arrow(file)
+    return pq.ParquetFile(where, filesystem=fs).metadata.num_rows

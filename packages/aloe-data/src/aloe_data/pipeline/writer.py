@@ -14,7 +14,8 @@ It returns the file names, sha256, row counts and the stage's counters (taken of
 :mod:`aloe_data.pipeline.counters`), so the runner can check the row invariant and record a manifest
 without reading the files again. Files are written into the stage's temporary directory; the
 runner renames that directory into place only after the whole stage succeeded, so a shard is never seen
-half-written.
+half-written. On object storage the directory is the stage's attempt prefix instead, and each shard is
+one whole-object PUT (the commit rule of :mod:`aloe_core.atomic`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import pyarrow.parquet as pq
 from ray.data import Datasink
 from ray.data.block import BlockAccessor
 
+from aloe_core import storage
 from aloe_core.schemas import schema_for
 from aloe_data.pipeline.annotations import DROP_REASON, annotated_schema
 from aloe_data.pipeline.counters import pop_counters
@@ -48,10 +50,18 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write(table: pa.Table, path: Path) -> dict[str, Any]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, row_group_size=min(max(table.num_rows, 1), 10_000), **_PARQUET_OPTIONS)
-    return {"rows": table.num_rows, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+def _write(table: pa.Table, path: str) -> dict[str, Any]:
+    options = {"row_group_size": min(max(table.num_rows, 1), 10_000), **_PARQUET_OPTIONS}
+    if storage.is_uri(path):  # built in memory (a shard is at most shard_rows rows), then one PUT
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, **options)
+        data = sink.getvalue().to_pybytes()
+        storage.put_object(path, data)
+        return {"rows": table.num_rows, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    local = Path(path)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, local, **options)
+    return {"rows": table.num_rows, "sha256": sha256_file(local), "bytes": local.stat().st_size}
 
 
 def _split_for_shards(table: pa.Table, shard_rows: int, shard_bytes: int | None) -> list[pa.Table]:
@@ -74,7 +84,7 @@ def _cast_known_columns(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 def write_shards(
     tables: list[pa.Table],
-    directory: Path,
+    directory: str | Path,
     kind: str,
     task_idx: int,
     shard_rows: int,
@@ -95,11 +105,11 @@ def write_shards(
     kept = kept.select(record_schema.names).cast(record_schema)
     for seq, piece in enumerate(_split_for_shards(kept, shard_rows, shard_bytes)):
         name = f"part-{task_idx:05d}-{seq:04d}.parquet"
-        result["files"][name] = _write(piece, directory / name)
+        result["files"][name] = _write(piece, storage.join(directory, name))
     if dropped.num_rows:
         dropped = _cast_known_columns(dropped, annotated_schema(kind))
         name = f"{DROPPED_DIR}/part-{task_idx:05d}.parquet"
-        result["dropped_files"][name] = _write(dropped, directory / name)
+        result["dropped_files"][name] = _write(dropped, storage.join(directory, name))
     result["rows_out"] = kept.num_rows
     result["dropped"] = dict(Counter(dropped.column(DROP_REASON).to_pylist()))
     return result
@@ -108,8 +118,10 @@ def write_shards(
 class StageSink(Datasink[dict[str, Any]]):
     """Datasink that writes one stage's kept and dropped rows (see module docstring)."""
 
-    def __init__(self, directory: Path, kind: str, shard_rows: int, shard_bytes: int | None = None) -> None:
-        self.directory = Path(directory)
+    def __init__(
+        self, directory: str | Path, kind: str, shard_rows: int, shard_bytes: int | None = None
+    ) -> None:
+        self.directory = str(directory)
         self.kind = kind
         self.shard_rows = shard_rows
         self.shard_bytes = shard_bytes

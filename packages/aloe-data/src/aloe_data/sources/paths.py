@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import pyarrow.fs as pafs
 
+from aloe_core import storage
 from aloe_core.errors import InputError
 from aloe_data.sources.config import SourceConfig
 
@@ -50,13 +51,9 @@ class FileUnit:
 
 
 def filesystem_for(entry: str) -> tuple[pafs.FileSystem, str]:
-    """The filesystem of a path entry and the path on it (local paths made absolute)."""
-    if "://" in entry:
-        try:
-            return pafs.FileSystem.from_uri(entry)
-        except (pafs.ArrowInvalid, OSError, ValueError) as exc:
-            raise InputError(f"{entry}: not a path or URI pyarrow can open ({exc})") from None
-    return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(entry)).replace(os.sep, "/")
+    """The filesystem of a path entry and the path on it (local paths made absolute; URIs through
+    :func:`aloe_core.storage.resolve`, so sources honour ``AWS_ENDPOINT_URL`` like outputs do)."""
+    return storage.resolve(entry)
 
 
 def _strip_compression(name: str) -> str:

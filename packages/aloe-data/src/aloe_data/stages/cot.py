@@ -32,6 +32,7 @@ from typing import ClassVar
 
 import ray.data
 
+from aloe_core import storage
 from aloe_core.errors import AloeError, ConfigError
 from aloe_data.cot import chunks
 from aloe_data.cot.actor import CotActor
@@ -76,6 +77,12 @@ class CotStage(Stage):
 
     def chunk_dir(self, ctx: StageContext) -> Path:
         """Where this config's finished results are kept (created; other configs' results removed)."""
+        if self.config.chunk_dir is None and storage.is_uri(ctx.out_dir):
+            # The chunk store renames files into place, which object storage cannot do.
+            raise ConfigError(
+                f"chunk_dir: the run is on object storage ({ctx.out_dir}); set chunk_dir to a local or "
+                "shared (NFS) folder for the cot stage's checkpoints"
+            )
         root = (
             Path(self.config.chunk_dir) if self.config.chunk_dir else ctx.out_dir / CHUNKS_DIR / ctx.stage_dir
         )

@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from aloe_core import storage
+from aloe_core.shards import shard_columns
 from aloe_train.batching import StepPlan
 
 if TYPE_CHECKING:
@@ -66,11 +67,14 @@ class PreparedData:
 
 def read_shards(files: list[str], columns: tuple[str, ...]) -> ray.data.Dataset:
     """The shards' rows in file order, with those of ``columns`` the files have (recipes read only what
-    they tokenize; optional columns such as ``id`` or ``meta`` may be absent)."""
+    they tokenize; optional columns such as ``id`` or ``meta`` may be absent). ``files`` may be on
+    object storage (``s3://...``): Ray Data reads them through the resolved filesystem."""
     import ray.data
 
-    present = pq.read_schema(files[0]).names
-    return ray.data.read_parquet(files, shuffle=None).select_columns([c for c in columns if c in present])
+    present = shard_columns(files[0])
+    paths, fs = storage.for_arrow_many(files)
+    ds = ray.data.read_parquet(paths, shuffle=None, filesystem=fs)
+    return ds.select_columns([c for c in columns if c in present])
 
 
 def plan_steps(rows: int, loop: LoopConfig, world_size: int) -> StepPlan:

@@ -1,0 +1,239 @@
+"""Where a command's files live: a local path or an object-store URI (``s3://``, ``gs://``), one API.
+
+Every reader and writer of run folders (pipeline stages, manifests, reports, shards read by training)
+goes through these helpers instead of ``pathlib``/``glob``, so ``--out s3://bucket/run`` and
+``data.path=s3://bucket/run`` work like local folders. URIs are opened with ``pyarrow.fs`` (the same
+filesystems Ray Data's ``filesystem=`` takes); local paths keep plain ``os`` semantics, so local runs
+behave exactly as before.
+
+Configuration comes from the environment, never from aloe's configs, so keys never reach a manifest or a
+log: S3 reads ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (MinIO, moto, Ceph... on a custom endpoint),
+``AWS_REGION`` / ``AWS_DEFAULT_REGION`` and the AWS SDK's usual credential chain (``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, profiles, instance roles); GCS its default credentials. A filesystem sent to
+Ray workers (pickled) carries the endpoint and region but no key: workers find their own credentials
+(on a cluster: the nodes' environment or the job's ``runtime_env``).
+
+Object stores have no rename and no folders; what atomic commits become there is stated in
+:mod:`aloe_core.atomic`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import posixpath
+import threading
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from aloe_core.errors import InputError
+
+if TYPE_CHECKING:  # pyarrow is imported where a file is touched: `aloe --help` needs none of it
+    import pyarrow.fs as pafs
+
+PathLike = str | Path
+_CACHE: dict[tuple[str, str, str | None], pafs.FileSystem] = {}
+_LOCK = threading.Lock()
+
+
+def is_uri(path: PathLike) -> bool:
+    """Whether ``path`` names an object store or another remote filesystem (``scheme://``, not file://)."""
+    text = str(path)
+    return "://" in text and not text.startswith("file://")
+
+
+def join(base: PathLike, *parts: str) -> str:
+    """``base`` joined with ``parts`` (``/`` for URIs, the OS rule for local paths)."""
+    if is_uri(base):
+        return posixpath.join(str(base).rstrip("/"), *parts)
+    return str(Path(base, *parts))  # what the pathlib code before this module produced
+
+
+def location(path: PathLike) -> str | Path:
+    """``path`` as code that also runs on local folders should hold it: a Path locally (what the code
+    before this module used), the URI string otherwise (a Path would fold its ``//`` away)."""
+    return str(path) if is_uri(path) else Path(path)
+
+
+def name_of(path: PathLike) -> str:
+    """The last component of ``path`` (a URI's key's last part)."""
+    return posixpath.basename(str(path).rstrip("/"))
+
+
+def parent_of(path: PathLike) -> str:
+    """The folder (or prefix) holding ``path``."""
+    text = str(path).rstrip("/")
+    return posixpath.dirname(text) if is_uri(text) else os.path.dirname(os.path.abspath(text))
+
+
+def _s3_endpoint() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def resolve(path: PathLike) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem of ``path`` and the path on it (local paths made absolute).
+
+    Raises:
+        InputError: naming ``path`` when pyarrow cannot open that kind of URI.
+    """
+    import pyarrow.fs as pafs
+
+    text = str(path)
+    if not is_uri(text):
+        local = text.removeprefix("file://")
+        return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(local)).replace(os.sep, "/")
+    parts = urlsplit(text)
+    inner = f"{parts.netloc}{parts.path}".rstrip("/")
+    endpoint = _s3_endpoint() if parts.scheme in ("s3", "s3a") else None
+    key = (parts.scheme, parts.netloc, endpoint)
+    with _LOCK:
+        fs = _CACHE.get(key)
+        if fs is None:
+            fs = _CACHE[key] = _open_filesystem(text, parts.scheme, endpoint)
+    return fs, inner
+
+
+def _open_filesystem(uri: str, scheme: str, endpoint: str | None) -> pafs.FileSystem:
+    import pyarrow.fs as pafs
+
+    try:
+        if scheme in ("s3", "s3a"):
+            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+            if region is None:  # a custom endpoint has no AWS region to look up
+                region = "us-east-1" if endpoint else pafs.resolve_s3_region(urlsplit(uri).netloc)
+            return pafs.S3FileSystem(endpoint_override=endpoint, region=region)
+        return pafs.FileSystem.from_uri(uri)[0]
+    except (pafs.ArrowInvalid, OSError, ValueError) as exc:
+        raise InputError(f"{uri}: not a path or URI pyarrow can open ({exc})") from None
+
+
+def for_arrow(path: PathLike) -> tuple[str, pafs.FileSystem | None]:
+    """``(path, filesystem)`` for pyarrow and Ray Data readers (``pq.read_table(p, filesystem=fs)``,
+    ``ray.data.read_parquet(ps, filesystem=fs)``): a local path as given with None (their own local
+    handling, unchanged), a URI as its path on the resolved filesystem."""
+    if not is_uri(path):
+        return str(path), None
+    fs, inner = resolve(path)
+    return inner, fs
+
+
+def for_arrow_many(paths: list[str]) -> tuple[list[str], pafs.FileSystem | None]:
+    """:func:`for_arrow` of files that share one filesystem (``ray.data.read_parquet(ps, filesystem=fs)``).
+
+    Raises:
+        InputError: when ``paths`` mix local files and URIs, or two stores.
+    """
+    pairs = [for_arrow(p) for p in paths]
+    stores = {(is_uri(p), urlsplit(str(p)).scheme, urlsplit(str(p)).netloc) for p in paths}
+    if len(stores) > 1:
+        raise InputError(f"{paths[0]} and others: files to read together must be on one filesystem")
+    return [p for p, _ in pairs], (pairs[0][1] if pairs else None)
+
+
+def info(path: PathLike) -> pafs.FileInfo:
+    fs, inner = resolve(path)
+    return fs.get_file_info(inner)
+
+
+def is_file(path: PathLike) -> bool:
+    import pyarrow.fs as pafs
+
+    return info(path).type == pafs.FileType.File
+
+
+def is_dir(path: PathLike) -> bool:
+    """A folder; on an object store, a prefix holding at least one object."""
+    import pyarrow.fs as pafs
+
+    return info(path).type == pafs.FileType.Directory
+
+
+def exists(path: PathLike) -> bool:
+    import pyarrow.fs as pafs
+
+    return info(path).type != pafs.FileType.NotFound
+
+
+def list_folders(path: PathLike) -> list[str]:
+    """The folders (prefixes) directly under ``path`` (sorted); empty if it is missing."""
+    import pyarrow.fs as pafs
+
+    fs, inner = resolve(path)
+    infos = fs.get_file_info(pafs.FileSelector(inner, allow_not_found=True))
+    names = sorted(posixpath.basename(i.path) for i in infos if i.type == pafs.FileType.Directory)
+    return [join(path, n) for n in names]
+
+
+def list_files(path: PathLike, pattern: str = "*") -> list[str]:
+    """The files directly under ``path`` whose names match ``pattern`` (sorted)."""
+    import pyarrow.fs as pafs
+
+    fs, inner = resolve(path)
+    infos = fs.get_file_info(pafs.FileSelector(inner, allow_not_found=True))
+    names = sorted(posixpath.basename(i.path) for i in infos if i.type == pafs.FileType.File)
+    return [join(path, n) for n in names if fnmatch.fnmatchcase(n, pattern)]
+
+
+def glob(pattern: str) -> list[str]:
+    """Files matching ``pattern``; for URIs only the last component may hold wildcards."""
+    if not is_uri(pattern):
+        import glob as _glob
+
+        return sorted(_glob.glob(pattern))
+    folder, last = posixpath.split(pattern)
+    if any(ch in folder for ch in "*?["):
+        raise InputError(f"{pattern}: wildcards in a URI only in its last part (the file name)")
+    return list_files(folder, last)
+
+
+def open_input(path: PathLike) -> IO[bytes]:
+    """A seekable binary reader of ``path`` (Parquet footers need random access)."""
+    fs, inner = resolve(path)
+    return fs.open_input_file(inner)
+
+
+def read_bytes(path: PathLike) -> bytes:
+    with open_input(path) as handle:
+        return handle.read()
+
+
+def read_text(path: PathLike) -> str:
+    return read_bytes(path).decode("utf-8")
+
+
+def open_output(path: PathLike) -> IO[bytes]:
+    """A binary writer of ``path``, its folder made first (locally). On an object store the object
+    appears whole when the stream closes (one PUT, or a multipart upload completed at close)."""
+    fs, inner = resolve(path)
+    if not is_uri(path):
+        fs.create_dir(posixpath.dirname(inner), recursive=True)
+    return fs.open_output_stream(inner)
+
+
+def put_object(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to the object ``path`` whole: readers see the old object or the new one."""
+    with open_output(path) as handle:
+        handle.write(data)
+
+
+def makedirs(path: PathLike) -> None:
+    """Create a local folder (and parents); nothing on object stores, whose prefixes need no creation."""
+    if not is_uri(path):
+        os.makedirs(path, exist_ok=True)
+
+
+def remove(path: PathLike) -> None:
+    """Delete the file or the whole folder (prefix) ``path``; nothing if it is missing.
+
+    On S3, pyarrow then writes an empty marker object ``PARENT/`` so that the parent folder still
+    "exists"; it names a folder, holds no data, and no reader lists it as a file.
+    """
+    import pyarrow.fs as pafs
+
+    fs, inner = resolve(path)
+    kind = fs.get_file_info(inner).type
+    if kind == pafs.FileType.Directory:
+        fs.delete_dir(inner)
+    elif kind == pafs.FileType.File:
+        fs.delete_file(inner)

@@ -1,0 +1,105 @@
+"""aloe_core.storage on a local folder and on a real S3 endpoint (moto's server on 127.0.0.1): the same
+calls, the same answers; plus the object-storage commit rule's cleanup and shard resolution."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from aloe_core import storage
+from aloe_core.atomic import atomic_write_json, remove_debris
+from aloe_core.errors import InputError
+from aloe_core.manifest import Manifest
+from aloe_core.shards import resolve_inputs
+
+
+@pytest.fixture(params=["local", "s3"])
+def root(request, tmp_path) -> str:
+    if request.param == "local":
+        return str(tmp_path / "root")
+    return request.getfixturevalue("s3_bucket") + "/root"
+
+
+def test_write_list_read_remove(root):
+    storage.put_object(storage.join(root, "a", "one.parquet"), b"1")
+    storage.put_object(storage.join(root, "a", "two.txt"), b"22")
+    atomic_write_json(storage.join(root, "a", "m.json"), {"k": [1, 2]})
+    storage.put_object(storage.join(root, "b", "deep", "x.parquet"), b"3")
+
+    assert storage.is_dir(storage.join(root, "a")) and storage.is_file(storage.join(root, "a", "two.txt"))
+    assert not storage.exists(storage.join(root, "missing"))
+    assert storage.list_files(storage.join(root, "a")) == [
+        storage.join(root, "a", n) for n in ("m.json", "one.parquet", "two.txt")
+    ]
+    assert storage.list_files(storage.join(root, "a"), "*.parquet") == [
+        storage.join(root, "a", "one.parquet")
+    ]
+    assert storage.glob(storage.join(root, "a", "*.txt")) == [storage.join(root, "a", "two.txt")]
+    assert storage.list_folders(root) == [storage.join(root, "a"), storage.join(root, "b")]
+    assert storage.list_files(storage.join(root, "nothing")) == []
+    assert json.loads(storage.read_text(storage.join(root, "a", "m.json"))) == {"k": [1, 2]}
+    assert storage.name_of(storage.join(root, "a", "two.txt")) == "two.txt"
+
+    storage.put_object(storage.join(root, "a", "two.txt"), b"new")  # a rewrite replaces the object whole
+    assert storage.read_bytes(storage.join(root, "a", "two.txt")) == b"new"
+    storage.remove(storage.join(root, "a", "two.txt"))
+    storage.remove(storage.join(root, "b"))
+    storage.remove(storage.join(root, "never-there"))
+    assert not storage.exists(storage.join(root, "a", "two.txt")) and not storage.exists(
+        storage.join(root, "b")
+    )
+    assert storage.list_folders(root) == [storage.join(root, "a")]
+
+
+def test_parquet_through_for_arrow(root):
+    table = pa.table({"id": ["a", "b"], "messages": [[], []]})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    storage.put_object(storage.join(root, "t.parquet"), sink.getvalue().to_pybytes())
+    where, fs = storage.for_arrow(storage.join(root, "t.parquet"))
+    assert pq.read_table(where, filesystem=fs).equals(table)
+    assert (fs is None) == (not storage.is_uri(root))
+
+
+def test_a_run_on_object_storage_is_read_through_its_manifest(s3_bucket):
+    """Readers trust the attempt the manifest names; attempts it does not list are removed."""
+    run = s3_bucket + "/run"
+    table = pa.table({"id": ["x"], "task": ["qa"], "messages": [[{"role": "user", "content": "hi"}]]})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    for attempt in ("attempt-good", "attempt-stale"):
+        storage.put_object(f"{run}/01-ingest/{attempt}/part-00000-0000.parquet", sink.getvalue().to_pybytes())
+    storage.put_object(f"{run}/attempt-orphan/part.parquet", b"x")
+    manifest = Manifest(run, {"kind": "sft", "stages": {}})
+    manifest.record(
+        "01-ingest", {"key": "k", "attempt": "attempt-good", "files": {"part-00000-0000.parquet": {}}}
+    )
+
+    assert remove_debris(run) == []  # nothing is written under temporary names on object storage
+    assert sorted(manifest.remove_unlisted_attempts()) == [
+        f"{run}/01-ingest/attempt-stale",
+        f"{run}/attempt-orphan",
+    ]
+    assert storage.list_folders(f"{run}/01-ingest") == [f"{run}/01-ingest/attempt-good"]
+    source = resolve_inputs(run, kind="sft")
+    assert source.files == [f"{run}/01-ingest/attempt-good/part-00000-0000.parquet"]
+    assert source.kind == "sft" and manifest.finished("01-ingest", "k") is not None
+
+
+def test_filesystems_sent_to_workers_carry_no_key(s3_bucket, s3_endpoint):
+    fs, _ = storage.resolve(s3_bucket + "/x")
+    assert s3_endpoint["AWS_SECRET_ACCESS_KEY"].encode() not in pickle.dumps(fs)
+
+
+def test_uri_wildcards_only_in_the_last_part(s3_bucket):
+    with pytest.raises(InputError, match=r"wildcards in a URI only in its last part"):
+        storage.glob(s3_bucket + "/*/part.parquet")
+
+
+def test_local_paths_keep_their_pathlib_form(tmp_path):
+    assert storage.join(tmp_path, "a", "b") == str(tmp_path / "a" / "b")
+    assert storage.location("s3://b/run") == "s3://b/run" and storage.location("run") == type(tmp_path)("run")
