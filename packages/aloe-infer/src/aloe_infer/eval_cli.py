@@ -69,7 +69,7 @@ def _print_runs(runs: dict[str, dict], out: Path) -> None:
         for name, a in results["aggregates"].items():
             rows.setdefault(name, []).append(f"{a['accuracy']:.4f}")
     if len(runs) > 1:
-        typer.echo(f"{'':>12}  " + "  ".join(f"{s:<30}" for s in runs))
+        typer.echo((f"{'':>12}  " + "  ".join(f"{s:<30}" for s in runs)).rstrip())
     for name, cells in rows.items():
         typer.echo(f"{name:>12}: " + "  ".join(f"{c:<30}" for c in cells).rstrip())
     typer.echo(f"results: {out / ('comparison.md' if len(runs) > 1 else 'results.json')}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_serializer, field_validator, model_validator
 
 from aloe_core.config import StrictModel
 from aloe_infer.actors import ActorPoolConfig, RetryConfig
@@ -80,7 +80,9 @@ class EvalConfig(StrictModel):
     names: tuple[str, ...] = ()  # only these benchmarks (default: every one found)
     split: str = Field("test", min_length=1)
     limit: int | None = Field(None, ge=1)  # first N valid items per benchmark (per MMLU subject)
-    strategy: Strategy | tuple[Strategy, ...] = "zero-shot"  # several: one run each, side by side
+    # One name or a list; several: one run each, side by side. Held as a tuple (one type, so a bad name
+    # is one error line), written back as a plain name when there is one.
+    strategy: tuple[Strategy, ...] = ("zero-shot",)
     # zero-shot (hf): padded prompt tokens per forward; measured best at 2-4k on CPU (16k: 1.8x slower)
     score_batch_tokens: int = Field(4096, ge=1)
     seed: int = Field(0, ge=0)
@@ -91,9 +93,18 @@ class EvalConfig(StrictModel):
     rag: RagEvalConfig = Field(default_factory=RagEvalConfig)
     actors: ActorPoolConfig = Field(default_factory=ActorPoolConfig)
 
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _one_name_is_a_list_of_one(cls, value: object) -> object:
+        return (value,) if isinstance(value, str) else value
+
+    @field_serializer("strategy")
+    def _one_name_as_written(self, value: tuple[str, ...]) -> str | list[str]:
+        return value[0] if len(value) == 1 else list(value)
+
     @property
     def strategies(self) -> tuple[Strategy, ...]:
-        return self.strategy if isinstance(self.strategy, tuple) else (self.strategy,)
+        return self.strategy
 
     @model_validator(mode="after")
     def _strategies_listed_once(self) -> EvalConfig:

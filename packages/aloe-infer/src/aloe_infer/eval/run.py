@@ -116,7 +116,7 @@ def run_strategies(
         return {strategies[0]: _run_one(config, setup, out, engines or {})}
     runs = {}
     for strategy in strategies:
-        one = config.model_copy(update={"strategy": strategy})
+        one = config.model_copy(update={"strategy": (strategy,)})
         runs[strategy] = _run_one(one, setup, out / strategy, engines or {})
     compare_runs([out / s for s in strategies], out, pairs=_pairs(strategies))
     return runs
