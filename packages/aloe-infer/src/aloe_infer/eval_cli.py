@@ -24,35 +24,55 @@ def run_command(
     benchmarks: Annotated[
         str | None, typer.Option(help="Folder of <name>_<split>.json benchmark files.")
     ] = None,
-    strategy: Annotated[str | None, typer.Option(help="zero-shot, cot, sc-cot or medprompt.")] = None,
+    strategy: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="zero-shot, cot, sc-cot, medprompt, rag or rag-cot (rag ones need --set rag.index=DIR); "
+            "several (repeated or comma-separated) run side by side on the same questions."
+        ),
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="First N valid questions per benchmark.")] = None,
     engine: Annotated[str | None, typer.Option(help="hf (transformers) or vllm.")] = None,
     overrides: Annotated[
         list[str] | None, typer.Option("--set", help="Override a config value, e.g. --set medprompt.k=3.")
     ] = None,
 ) -> None:
-    """Score a model on benchmarks; writes RUN/results.json, predictions.jsonl, results.md, accuracy.png."""
+    """Score a model on benchmarks; writes RUN/results.json, predictions.jsonl, results.md, accuracy.png
+    (several strategies: RUN/<strategy>/ each, and RUN/comparison.md side by side)."""
     from aloe_core.config import apply_overrides, read_yaml_mapping, validate_config
     from aloe_infer.eval.config import EvalConfig
-    from aloe_infer.eval.run import run_eval
+    from aloe_infer.eval.run import run_strategies
 
     data = read_yaml_mapping(config) if config is not None else {}
+    names = [n.strip() for value in strategy or [] for n in value.split(",") if n.strip()]
     flags = {
         "engine.model": model,
         "benchmarks": benchmarks,
-        "strategy": strategy,
+        "strategy": f"[{', '.join(names)}]" if len(names) > 1 else (names[0] if names else None),
         "limit": limit,
         "engine.type": engine,
     }
     settings = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(overrides or [])
     data = apply_overrides(data, settings)
-    results = run_eval(validate_config(EvalConfig, data, str(config or "command line")), out)
-    for name, s in results["benchmarks"].items():
-        low, high = s["ci95"]
-        typer.echo(f"{name:>12}: {s['accuracy']:.4f} [{low:.3f}, {high:.3f}] n={s['n']}")
-    for name, a in results["aggregates"].items():
-        typer.echo(f"{name:>12}: {a['accuracy']:.4f}")
-    typer.echo(f"results: {out / 'results.json'}")
+    runs = run_strategies(validate_config(EvalConfig, data, str(config or "command line")), out)
+    _print_runs(runs, out)
+
+
+def _print_runs(runs: dict[str, dict], out: Path) -> None:
+    """Accuracy per benchmark and aggregate, one column per strategy."""
+    rows: dict[str, list[str]] = {}
+    for results in runs.values():
+        for name, s in results["benchmarks"].items():
+            low, high = s["ci95"]
+            cell = f"{s['accuracy']:.4f} [{low:.3f}, {high:.3f}] n={s['n']}"
+            rows.setdefault(name, []).append(cell)
+        for name, a in results["aggregates"].items():
+            rows.setdefault(name, []).append(f"{a['accuracy']:.4f}")
+    if len(runs) > 1:
+        typer.echo((f"{'':>12}  " + "  ".join(f"{s:<30}" for s in runs)).rstrip())
+    for name, cells in rows.items():
+        typer.echo(f"{name:>12}: " + "  ".join(f"{c:<30}" for c in cells).rstrip())
+    typer.echo(f"results: {out / ('comparison.md' if len(runs) > 1 else 'results.json')}")
 
 
 @app.command("compare")

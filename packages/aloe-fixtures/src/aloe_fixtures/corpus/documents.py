@@ -156,6 +156,9 @@ def medical_documents() -> list[dict[str, str]]:
     return documents
 
 
+LAYOUTS = ("jsonl", "md")
+
+
 def write_documents(folder: str | Path, layout: str = "jsonl") -> list[Path]:
     """Write the collection to ``folder``: ``<topic>.jsonl`` files, or ``<topic>/<slug>.md`` files with
     ``layout="md"``; returns the files written (each atomically)."""
@@ -176,5 +179,5 @@ def write_documents(folder: str | Path, layout: str = "jsonl") -> list[Path]:
                 atomic_write_text(path, f"# {d['title']}\n\n{d['text']}\n")
                 written.append(path)
         else:
-            raise ValueError(f"layout must be 'jsonl' or 'md', got {layout!r}")
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     return written

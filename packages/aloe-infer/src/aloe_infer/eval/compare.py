@@ -3,7 +3,8 @@
 Accuracies of runs on the same questions are not independent samples, so the comparison is paired:
 for every benchmark, the questions both runs answered (matched by benchmark, subject and id) give the
 paired difference in accuracy and McNemar's exact test (:func:`aloe_infer.eval.metrics.mcnemar`) of
-each later run against the first.
+each later run against the first (or, with ``pairs``, of each run against the base it names: a
+multi-strategy run pairs ``rag`` with ``zero-shot`` and ``rag-cot`` with ``cot``).
 """
 
 from __future__ import annotations
@@ -29,19 +30,28 @@ def _load(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 def _label(run: Path, results: dict[str, Any]) -> str:
-    return f"{run.name} ({results['strategy']})"
+    strategy = results["strategy"]
+    return strategy if run.name == strategy else f"{run.name} ({strategy})"
 
 
-def compare_runs(runs: Sequence[Path], out: Path | None = None) -> dict[str, Any]:
-    """The comparison (and, with ``out``, ``comparison.json``, ``comparison.md`` and ``accuracy.png``)."""
+def _key(p: dict[str, Any]) -> tuple[str, str | None, str]:
+    return (p["benchmark"], p.get("subject"), p["id"])
+
+
+def compare_runs(
+    runs: Sequence[Path], out: Path | None = None, pairs: Sequence[tuple[int, int]] | None = None
+) -> dict[str, Any]:
+    """The comparison (and, with ``out``, ``comparison.json``, ``comparison.md`` and ``accuracy.png``).
+
+    ``pairs``: ``(base, run)`` indexes into ``runs`` to test; default every later run against the first.
+    """
     if len(runs) < 2:
         raise InputError("compare needs at least two runs")
     loaded = [_load(Path(r)) for r in runs]
     labels = [_label(Path(r), res) for r, (res, _) in zip(runs, loaded, strict=True)]
     if len(set(labels)) < len(labels):
         labels = [f"{i + 1}: {label}" for i, label in enumerate(labels)]
-    _, base_predictions = loaded[0]
-    keyed_base = {(p["benchmark"], p.get("subject"), p["id"]): p for p in base_predictions}
+    pairs = list(pairs) if pairs is not None else [(0, n) for n in range(1, len(runs))]
     names = list(dict.fromkeys(n for res, _ in loaded for n in res["benchmarks"]))
     table = {
         n: {
@@ -51,18 +61,19 @@ def compare_runs(runs: Sequence[Path], out: Path | None = None) -> dict[str, Any
         for n in names
     }
     paired: dict[str, dict[str, Any]] = {}
-    for label, (_, predictions) in zip(labels[1:], loaded[1:], strict=True):
+    for base, run in pairs:
+        keyed_base = {_key(p): p for p in loaded[base][1]}
         for name in names:
-            pairs = [
+            both = [
                 (keyed_base[key]["correct"], p["correct"])
-                for p in predictions
-                if p["benchmark"] == name
-                and (key := (p["benchmark"], p.get("subject"), p["id"])) in keyed_base
+                for p in loaded[run][1]
+                if p["benchmark"] == name and (key := _key(p)) in keyed_base
             ]
-            if not pairs:
+            if not both:
                 continue
-            test = mcnemar([a for a, _ in pairs], [b for _, b in pairs])
-            paired.setdefault(name, {})[label] = {
+            test = mcnemar([a for a, _ in both], [b for _, b in both])
+            paired.setdefault(name, {})[labels[run]] = {
+                "base": labels[base],
                 "n": test.n,
                 "difference": test.difference,
                 "base_only": test.a_only,
@@ -92,15 +103,15 @@ def markdown(comparison: dict[str, Any]) -> str:
     for name, row in comparison["accuracy"].items():
         cells = [f"{row[label]:.4f}" if row[label] is not None else "—" for label in labels]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", f"Paired against {comparison['base']} (questions both answered; McNemar exact test):", ""]
+    lines += ["", "Paired (questions both runs answered; McNemar exact test):", ""]
     lines += [
-        "| benchmark | run | n | difference | base only | run only | p |",
-        "|---|---|---|---|---|---|---|",
+        "| benchmark | run | against | n | difference | base only | run only | p |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, per_run in comparison["paired"].items():
         for label, t in per_run.items():
             lines.append(
-                f"| {name} | {label} | {t['n']} | {t['difference']:+.4f} | {t['base_only']} | "
+                f"| {name} | {label} | {t['base']} | {t['n']} | {t['difference']:+.4f} | {t['base_only']} | "
                 f"{t['run_only']} | {t['p_value']:.4g} |"
             )
     return "\n".join(lines) + "\n"

@@ -9,7 +9,10 @@ One rendering for every strategy, so zero-shot, CoT and Medprompt differ only in
   assistant turn and scores the letter that follows (``" A"``), as lm-evaluation-harness scores a
   continuation; without it, prompts are plain text ending in ``answer_prefix``;
 * few-shot examples (Medprompt) are earlier user/assistant turns, least similar first, so the most
-  similar example sits right before the question.
+  similar example sits right before the question;
+* retrieved sources (``rag``, ``rag-cot``) sit between the instruction (followed by
+  ``rag_instruction``) and the question block, as MedRAG lays them out: documents, then the question;
+  their text is :func:`aloe_infer.retrieval.sources_section`'s, the same ``aloe infer ask`` shows.
 
 The rendered text is tokenized once here (special tokens come from the template text itself, so no
 second BOS is added) and that exact text is what predictions record.
@@ -30,6 +33,7 @@ COT_INSTRUCTION = (
     "Answer the following multiple-choice question. Think step by step, then finish with a line of the "
     'form "Answer: X", where X is the letter of the correct option.'
 )
+RAG_INSTRUCTION = "Numbered sources that may help are given before the question."
 
 
 class PromptConfig(StrictModel):
@@ -41,6 +45,7 @@ class PromptConfig(StrictModel):
     zero_shot_instruction: str = Field(ZERO_SHOT_INSTRUCTION, min_length=1)
     cot_instruction: str = Field(COT_INSTRUCTION, min_length=1)
     answer_prefix: str = Field("Answer:", min_length=1)
+    rag_instruction: str = Field(RAG_INSTRUCTION, min_length=1)  # after the instruction, with sources
 
 
 def letters_for(count: int) -> tuple[str, ...]:
@@ -87,11 +92,16 @@ class PromptRenderer:
                 "prompts.chat_template=false to score plain-text prompts"
             )
 
-    def _messages(self, instruction: str, block: str, examples: Sequence[Example]) -> list[dict[str, str]]:
+    def _messages(
+        self, instruction: str, block: str, examples: Sequence[Example], sources: str | None = None
+    ) -> list[dict[str, str]]:
         messages = [{"role": "system", "content": self.config.system}] if self.config.system else []
         for example in examples:
             messages.append({"role": "user", "content": f"{instruction}\n\n{example.block}"})
             messages.append({"role": "assistant", "content": example.answer})
+        if sources is not None:
+            block = f"{sources}\n\n{block}"
+            instruction = f"{instruction} {self.config.rag_instruction}"
         messages.append({"role": "user", "content": f"{instruction}\n\n{block}"})
         return messages
 
@@ -111,15 +121,17 @@ class PromptRenderer:
         add_special = not self.config.chat_template
         return list(self.tokenizer(text, add_special_tokens=add_special)["input_ids"])
 
-    def zero_shot(self, block: str) -> RenderedPrompt:
-        """The prompt whose next token is the answer letter (``answer_prefix`` already written)."""
+    def zero_shot(self, block: str, sources: str | None = None) -> RenderedPrompt:
+        """The prompt whose next token is the answer letter (``answer_prefix`` already written);
+        ``sources`` (a :func:`~aloe_infer.retrieval.sources_section`) go before the question."""
         text = (
-            self._text(self._messages(self.config.zero_shot_instruction, block, ()))
+            self._text(self._messages(self.config.zero_shot_instruction, block, (), sources))
             + self.config.answer_prefix
         )
         return RenderedPrompt(text, self.encode(text))
 
-    def cot(self, block: str, examples: Sequence[Example] = ()) -> RenderedPrompt:
-        """A reasoning prompt, with few-shot ``examples`` (least similar first) before the question."""
-        text = self._text(self._messages(self.config.cot_instruction, block, examples))
+    def cot(self, block: str, examples: Sequence[Example] = (), sources: str | None = None) -> RenderedPrompt:
+        """A reasoning prompt, with few-shot ``examples`` (least similar first) before the question and
+        ``sources`` (as for :meth:`zero_shot`) before it in the last turn."""
+        text = self._text(self._messages(self.config.cot_instruction, block, examples, sources))
         return RenderedPrompt(text, self.encode(text))

@@ -2,7 +2,8 @@
 
 ``RUN/`` holds ``results.json`` (scores, aggregates, model, strategy, config, code version),
 ``predictions.jsonl`` (one line per question), ``results.md`` and ``accuracy.png``. Files are written
-atomically, results last, so a run folder with ``results.json`` is complete.
+atomically, results last, so a run folder with ``results.json`` is complete. Several strategies
+(:func:`run_strategies`) make one such folder each under ``RUN/`` and their comparison beside them.
 """
 
 from __future__ import annotations
@@ -10,15 +11,16 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from aloe_core.atomic import atomic_write_json, atomic_write_text, remove_debris
-from aloe_core.errors import InputError
+from aloe_core.errors import ConfigError, InputError
 from aloe_infer.engine import check_model_dir
-from aloe_infer.eval.benchmarks import load_benchmarks
-from aloe_infer.eval.config import EvalConfig
+from aloe_infer.eval.benchmarks import Benchmark, EvalItem, load_benchmarks
+from aloe_infer.eval.config import WITHOUT_RETRIEVAL, EvalConfig
 from aloe_infer.eval.prompts import PromptRenderer
 from aloe_infer.eval.results import (
     accuracy_chart,
@@ -27,6 +29,7 @@ from aloe_infer.eval.results import (
     markdown_table,
     write_predictions,
 )
+from aloe_infer.eval.retrieval import Retrieved, open_retriever, retrieve
 from aloe_infer.eval.strategies import STRATEGIES, RunContext, medprompt
 
 logger = logging.getLogger(__name__)
@@ -50,55 +53,127 @@ def _check_weights(model: Path) -> None:
         raise InputError(f"{model}: no *.safetensors weights in the model folder (safetensors only)")
 
 
-def run_eval(config: EvalConfig, out: str | Path, *, engines: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run ``config`` and write ``out``; returns the results. ``engines`` injects loaded models
-    (``generate``: an Engine, ``score``: a NextTokenScorer) for local mode; tests share one.
+@dataclass
+class _Setup:
+    """What every strategy of a run shares, made before any model work (so bad input fails first)."""
 
-    Raises:
-        InputError: a missing benchmark folder or model, a model without weights, a benchmark without
-            valid items.
-    """
+    benchmarks: list[Benchmark]
+    excluded: dict[str, str]
+    items: list[EvalItem]
+    tokenizer: Any
+    max_model_len: int
+    retrieved: Retrieved | None
+
+
+def _setup(config: EvalConfig) -> _Setup:
     from transformers import AutoTokenizer
 
-    out = Path(out)
     model = check_model_dir(config.engine.model)
     _check_weights(model)
     benchmarks, excluded = load_benchmarks(config.benchmarks, config.split, config.names, config.limit)
+    items = [item for bench in benchmarks for item in bench.items]
+    retrieved = None
+    if any(s in WITHOUT_RETRIEVAL for s in config.strategies):
+        retrieved = retrieve(open_retriever(config.rag), benchmarks, config.rag)
+    tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=config.engine.trust_remote_code)
+    max_model_len = _model_len(model, config.engine.max_model_len)
+    return _Setup(benchmarks, excluded, items, tokenizer, max_model_len, retrieved)
+
+
+def run_eval(config: EvalConfig, out: str | Path, *, engines: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run ``config`` (one strategy) and write ``out``; returns the results. ``engines`` injects loaded
+    models (``generate``: an Engine, ``score``: a NextTokenScorer) for local mode; tests share one.
+
+    Raises:
+        InputError: a missing benchmark folder or model, a model without weights, a benchmark without
+            valid items, a missing index or one built with another embedding model (rag strategies).
+        ConfigError: ``config`` lists several strategies (:func:`run_strategies` runs those).
+    """
+    if len(config.strategies) != 1:
+        raise ConfigError(f"strategy: run_eval runs one strategy, got {list(config.strategies)}")
+    return _run_one(config, _setup(config), Path(out), engines or {})
+
+
+def run_strategies(
+    config: EvalConfig, out: str | Path, *, engines: dict[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Every strategy of ``config`` on the same questions; returns ``{strategy: results}``.
+
+    One strategy writes ``out`` as :func:`run_eval` does. Several write one run folder each,
+    ``out/<strategy>/``, then the comparison of them all in ``out`` (``comparison.json``,
+    ``comparison.md``: accuracy per benchmark side by side, paired McNemar tests of ``rag`` against
+    ``zero-shot`` and ``rag-cot`` against ``cot`` when both ran, of any other strategy against the first).
+    Benchmarks, the tokenizer and the retrieval are loaded once for all of them.
+
+    Raises:
+        InputError: as :func:`run_eval`, before any strategy runs.
+    """
+    from aloe_infer.eval.compare import compare_runs
+
+    out, setup = Path(out), _setup(config)
+    strategies = config.strategies
+    if len(strategies) == 1:
+        return {strategies[0]: _run_one(config, setup, out, engines or {})}
+    runs = {}
+    for strategy in strategies:
+        one = config.model_copy(update={"strategy": (strategy,)})
+        runs[strategy] = _run_one(one, setup, out / strategy, engines or {})
+    compare_runs([out / s for s in strategies], out, pairs=_pairs(strategies))
+    return runs
+
+
+def _pairs(strategies: tuple[str, ...]) -> list[tuple[int, int]]:
+    """(base, run) index pairs: each retrieval strategy against its strategy without retrieval when that
+    ran too, every other strategy against the first."""
+    pairs = []
+    for n, strategy in enumerate(strategies):
+        base = WITHOUT_RETRIEVAL.get(strategy)
+        if base in strategies:
+            pairs.append((strategies.index(base), n))
+        elif n > 0:
+            pairs.append((0, n))
+    return pairs
+
+
+def _run_one(config: EvalConfig, setup: _Setup, out: Path, engines: dict[str, Any]) -> dict[str, Any]:
+    (strategy,) = config.strategies
     out.mkdir(parents=True, exist_ok=True)
     remove_debris(out)
-    tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=config.engine.trust_remote_code)
     ctx = RunContext(
         config=config,
-        tokenizer=tokenizer,
-        max_model_len=_model_len(model, config.engine.max_model_len),
-        renderer=PromptRenderer(tokenizer, config.prompts),
-        engines=engines or {},
+        tokenizer=setup.tokenizer,
+        max_model_len=setup.max_model_len,
+        renderer=PromptRenderer(setup.tokenizer, config.prompts),
+        engines=engines,
+        retrieved=setup.retrieved if strategy in WITHOUT_RETRIEVAL else None,
     )
-    items = [item for bench in benchmarks for item in bench.items]
+    items = setup.items
     logger.info(
         "eval: %s on %d questions of %s (%s)",
-        config.strategy,
+        strategy,
         len(items),
-        ", ".join(f"{b.name} {len(b.items)}" for b in benchmarks),
+        ", ".join(f"{b.name} {len(b.items)}" for b in setup.benchmarks),
         config.engine.model,
     )
     started = time.perf_counter()
     extra: dict[str, Any] = {}
-    if config.strategy == "medprompt":
-        predictions, extra = medprompt(items, ctx, benchmarks)
+    if strategy == "medprompt":
+        predictions, extra = medprompt(items, ctx, setup.benchmarks)
     else:
-        predictions = STRATEGIES[config.strategy](items, ctx)
+        predictions = STRATEGIES[strategy](items, ctx)
+    if ctx.retrieved is not None:
+        extra["retrieval"] = ctx.retrieved.summary
     seconds = time.perf_counter() - started
-    scores = benchmark_scores(benchmarks, predictions)
+    scores = benchmark_scores(setup.benchmarks, predictions)
     results = {
         "model": str(config.engine.model),
         "engine": config.engine.type,
-        "strategy": config.strategy,
+        "strategy": strategy,
         "split": config.split,
         "chat_template": config.prompts.chat_template,
         "benchmarks": scores,
         "aggregates": aggregates(scores),
-        "excluded": excluded,
+        "excluded": setup.excluded,
         "questions": len(items),
         "seconds": seconds,
         "questions_per_second": len(items) / seconds if seconds else 0.0,
@@ -108,7 +183,7 @@ def run_eval(config: EvalConfig, out: str | Path, *, engines: dict[str, Any] | N
     }
     write_predictions(out / PREDICTIONS, predictions)
     atomic_write_text(out / "results.md", markdown_table(results))
-    accuracy_chart(out / "accuracy.png", {config.strategy: results})
+    accuracy_chart(out / "accuracy.png", {strategy: results})
     atomic_write_json(out / RESULTS, results)
     logger.info("eval: wrote %s (%.1f s, %.2f questions/s)", out, seconds, results["questions_per_second"])
     return results

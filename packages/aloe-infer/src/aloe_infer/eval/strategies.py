@@ -19,13 +19,21 @@ runs in Ray Data actor pools (or in-process with ``actors.mode: local``):
      another member (letters stay A, B, C... in order), after the ``k`` nearest examples, most similar
      last; each member's letter is mapped back through its permutation;
   4. majority vote over the members' mapped answers; a tie goes to the answer seen first.
+
+* ``rag`` / ``rag-cot``: ``zero-shot`` / ``cot`` with the question's retrieved chunks
+  (:mod:`aloe_infer.eval.retrieval`, searched before the model pass) as numbered sources before the
+  question. The sources' budget is ``rag.context_tokens`` or what the model's context leaves after the
+  rest of the prompt and the answer (1 token for a letter, ``generation.max_tokens`` for reasoning);
+  records carry ``retrieved`` (every hit: doc id, chunk id, score, title) and ``sources`` (how many of
+  them the prompt shows).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -37,7 +45,9 @@ from aloe_infer.eval.benchmarks import Benchmark, EvalItem, load_benchmarks
 from aloe_infer.eval.config import EvalConfig
 from aloe_infer.eval.ensemble import majority_vote, map_back, member_orders
 from aloe_infer.eval.knn import top_k_cosine
-from aloe_infer.eval.prompts import Example, PromptRenderer, letters_for, question_block
+from aloe_infer.eval.prompts import Example, PromptRenderer, RenderedPrompt, letters_for, question_block
+from aloe_infer.eval.retrieval import Retrieved, hit_fields
+from aloe_infer.retrieval import Hit, RagContext, build_context, sources_budget, sources_section
 from aloe_infer.scoring import resolve_candidate_ids
 
 logger = logging.getLogger(__name__)
@@ -54,6 +64,7 @@ class RunContext:
     max_model_len: int
     renderer: PromptRenderer
     engines: dict[str, Any]  # injected loaded engines/scorers for local mode (tests): "generate", "score"
+    retrieved: Retrieved | None = None  # the rag strategies' hits, aligned with the run's items
 
 
 def _base(item: EvalItem) -> Prediction:
@@ -80,13 +91,42 @@ def _shown_options(item: EvalItem, order: Sequence[int]) -> list[dict[str, str]]
     return [{"letter": letters[j], "text": item.options[i][1]} for j, i in enumerate(order)]
 
 
+def _with_sources(
+    hits: Sequence[Hit] | None,
+    render: Callable[[str | None], RenderedPrompt],
+    ctx: RunContext,
+    answer_tokens: int,
+) -> tuple[RenderedPrompt, dict[str, Any]]:
+    """The prompt ``render`` makes with as many of ``hits`` as its budget holds (none: ``hits`` is None),
+    and the record fields saying which were retrieved and how many were shown."""
+    if hits is None:
+        return render(None), {}
+    sources = ctx.config.rag.sources()
+    overhead = len(render(sources_section(RagContext("", (), 0))).ids)
+    budget = sources_budget(sources, ctx.max_model_len, overhead, answer_tokens)
+    context = RagContext("", (), 0)
+    if budget >= sources.min_tokens:
+        fitted = sources.model_copy(update={"context_tokens": budget})
+        context = build_context(list(hits), ctx.tokenizer, fitted)
+    prompt = render(sources_section(context) if context.sources else None)
+    return prompt, hit_fields(hits, len(context.sources))
+
+
+def _hits_of(ctx: RunContext, with_retrieval: bool, count: int) -> list[list[Hit]] | list[None]:
+    if not with_retrieval:
+        return [None] * count
+    assert ctx.retrieved is not None and len(ctx.retrieved.hits) == count, "retrieve before a rag strategy"
+    return ctx.retrieved.hits
+
+
 # -- zero-shot -----------------------------------------------------------------------------------------
 
 
-def zero_shot(items: Sequence[EvalItem], ctx: RunContext) -> list[Prediction]:
+def zero_shot(items: Sequence[EvalItem], ctx: RunContext, with_retrieval: bool = False) -> list[Prediction]:
     candidate_ids: dict[int, list[int]] = {}
     rows: dict[str, list[Any]] = {"request": [], "prompt_ids": [], "candidate_ids": []}
     records: list[Prediction] = []
+    hits = _hits_of(ctx, with_retrieval, len(items))
     for n, item in enumerate(items):
         count = len(item.options)
         if count not in candidate_ids:
@@ -97,8 +137,8 @@ def zero_shot(items: Sequence[EvalItem], ctx: RunContext) -> list[Prediction]:
                 label="answer letter",
                 hint="the letter after the answer prefix must be one token of this vocabulary",
             )
-        prompt = ctx.renderer.zero_shot(_block(item))
-        record = _base(item) | {"prompt": prompt.text}
+        prompt, fields = _with_sources(hits[n], partial(ctx.renderer.zero_shot, _block(item)), ctx, 1)
+        record = _base(item) | fields | {"prompt": prompt.text}
         records.append(record)
         if len(prompt.ids) >= ctx.max_model_len:
             record["error"] = f"prompt has {len(prompt.ids)} tokens; max_model_len is {ctx.max_model_len}"
@@ -141,13 +181,15 @@ def zero_shot(items: Sequence[EvalItem], ctx: RunContext) -> list[Prediction]:
 
 @dataclass(frozen=True)
 class Request:
-    """One generation: its prompt (as rendered, and its ids), the options shown (for parsing), sampling."""
+    """One generation: its prompt (as rendered, and its ids), the options shown (for parsing), sampling,
+    and the retrieval fields its record carries (rag-cot)."""
 
     prompt: str
     prompt_ids: list[int]
     options: list[dict[str, str]]
     temperature: float
     seed: int
+    retrieval: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -214,16 +256,27 @@ def _generation_fields(answer: Answer) -> dict[str, Any]:
     return fields
 
 
-def cot(items: Sequence[EvalItem], ctx: RunContext) -> list[Prediction]:
+def cot(items: Sequence[EvalItem], ctx: RunContext, with_retrieval: bool = False) -> list[Prediction]:
     requests = [
-        _cot_request(item, ctx, ctx.config.generation.temperature, _seed(ctx, item.id)) for item in items
+        _cot_request(item, ctx, ctx.config.generation.temperature, _seed(ctx, item.id), hits=hits)
+        for item, hits in zip(items, _hits_of(ctx, with_retrieval, len(items)), strict=True)
     ]
-    answers = generate(requests, ctx, "cot")
+    answers = generate(requests, ctx, "rag-cot" if with_retrieval else "cot")
     records = []
     for item, request, answer in zip(items, requests, answers, strict=True):
-        record = _base(item) | {"prompt": request.prompt} | _generation_fields(answer)
+        record = _base(item) | request.retrieval | {"prompt": request.prompt} | _generation_fields(answer)
         records.append(_finish(record, _original_letter(item, answer.shown, range(len(item.options)))))
     return records
+
+
+def rag(items: Sequence[EvalItem], ctx: RunContext) -> list[Prediction]:
+    """Zero-shot letter scoring with the retrieved sources in the prompt."""
+    return zero_shot(items, ctx, with_retrieval=True)
+
+
+def rag_cot(items: Sequence[EvalItem], ctx: RunContext) -> list[Prediction]:
+    """CoT with the retrieved sources in the prompt."""
+    return cot(items, ctx, with_retrieval=True)
 
 
 def _cot_request(
@@ -233,10 +286,13 @@ def _cot_request(
     seed: int,
     order: Sequence[int] | None = None,
     examples: Sequence[Example] = (),
+    hits: Sequence[Hit] | None = None,
 ) -> Request:
+    """A reasoning request; with ``hits``, its sources in the prompt (see :func:`_with_sources`)."""
     order = list(order) if order is not None else list(range(len(item.options)))
-    prompt = ctx.renderer.cot(_block(item, order), examples)
-    return Request(prompt.text, prompt.ids, _shown_options(item, order), temperature, seed)
+    render = partial(ctx.renderer.cot, _block(item, order), examples)
+    prompt, fields = _with_sources(hits, render, ctx, ctx.config.generation.max_tokens)
+    return Request(prompt.text, prompt.ids, _shown_options(item, order), temperature, seed, fields)
 
 
 def _original_letter(item: EvalItem, shown: str | None, order: Sequence[int]) -> str | None:
@@ -406,4 +462,10 @@ def medprompt(
     return records, {"pool": summary}
 
 
-STRATEGIES: dict[str, Callable[..., Any]] = {"zero-shot": zero_shot, "cot": cot, "sc-cot": sc_cot}
+STRATEGIES: dict[str, Callable[..., Any]] = {
+    "zero-shot": zero_shot,
+    "cot": cot,
+    "sc-cot": sc_cot,
+    "rag": rag,
+    "rag-cot": rag_cot,
+}

@@ -6,7 +6,8 @@ Public API (what ``aloe infer index / retrieve / ask`` and the eval harness call
 * :class:`Retriever` (``Retriever.open(index_dir, RetrievalConfig)``, ``.search(queries, k)`` ->
   ``list[list[Hit]]``) and :class:`Hit` (``doc_id, chunk_id, score, title, text``);
 * :func:`build_context` (hits, the generating model's tokenizer, :class:`PromptConfig`) ->
-  :class:`RagContext` (numbered sources under a token budget) and :func:`rag_messages`;
+  :class:`RagContext` (numbered sources under a token budget), :func:`rag_messages`, and for other prompts
+  :func:`sources_section` and :func:`sources_budget`;
 * :class:`RagConfig`: the YAML of ``configs/rag/*.yaml`` (``index``, ``retrieval``, ``prompt``).
 """
 
@@ -23,7 +24,14 @@ from aloe_infer.retrieval.config import (
     RetrievalConfig,
 )
 from aloe_infer.retrieval.indexer import build_index
-from aloe_infer.retrieval.prompt import RagContext, build_context, rag_messages, sources_table
+from aloe_infer.retrieval.prompt import (
+    RagContext,
+    build_context,
+    rag_messages,
+    sources_budget,
+    sources_section,
+    sources_table,
+)
 from aloe_infer.retrieval.retriever import Hit, Retriever
 
 
@@ -50,5 +58,7 @@ __all__ = [
     "build_context",
     "build_index",
     "rag_messages",
+    "sources_budget",
+    "sources_section",
     "sources_table",
 ]

@@ -13,7 +13,7 @@ from typing import Any
 
 from aloe_infer.engine import Engine
 from aloe_infer.retrieval.config import PromptConfig
-from aloe_infer.retrieval.prompt import RagContext, build_context, rag_messages
+from aloe_infer.retrieval.prompt import RagContext, build_context, rag_messages, sources_budget
 from aloe_infer.retrieval.retriever import Hit, Retriever
 from aloe_infer.sampling import SamplingParams
 
@@ -32,7 +32,7 @@ def context_budget(engine: Engine, question: str, prompt: PromptConfig, max_toke
     """Tokens the sources may take in a prompt for ``question`` on ``engine``."""
     placeholder = RagContext("", (Hit("", "", 0.0, "", ""),), 0)  # the instruction and question alone
     overhead = len(engine.encode_chat(rag_messages(question, placeholder)))
-    return min(prompt.context_tokens, engine.max_model_len - max_tokens - overhead - 8)
+    return sources_budget(prompt, engine.max_model_len, overhead, max_tokens)
 
 
 def answer(

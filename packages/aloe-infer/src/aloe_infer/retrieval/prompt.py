@@ -4,7 +4,9 @@
 hits, best first, become ``[1] title\\ntext`` blocks until the budget (in the generating model's
 tokens) is spent; a last block that does not fit is cut at a token boundary, or left out when less than
 ``min_tokens`` would remain. The numbers in the context are the numbers of ``RagContext.sources``.
-:func:`rag_messages` wraps a question and a context in the instruction to answer and cite.
+:func:`rag_messages` wraps a question and a context in the instruction to answer and cite;
+:func:`sources_section` is the ``Sources:`` part any other prompt (the eval harness's) puts before its
+question, and :func:`sources_budget` the budget that leaves room for the rest of the prompt and the answer.
 """
 
 from __future__ import annotations
@@ -70,11 +72,25 @@ def build_context(hits: list[Hit], tokenizer: Any, config: PromptConfig | None =
     return RagContext(text, tuple(sources), _count(tokenizer, text) if text else 0)
 
 
+def sources_section(context: RagContext) -> str:
+    """``Sources:`` and the numbered source blocks: what a prompt shows of a retrieval."""
+    return f"Sources:\n{context.text}"
+
+
+def sources_budget(config: PromptConfig, max_model_len: int, overhead: int, max_tokens: int) -> int:
+    """Tokens the sources may take in a prompt whose other parts take ``overhead`` tokens, with room left
+    for ``max_tokens`` of answer: ``config.context_tokens``, or less when the model's context is shorter.
+
+    The 8-token margin absorbs the merges tokenizers make where the sources meet the rest of the prompt.
+    """
+    return min(config.context_tokens, max_model_len - max_tokens - overhead - 8)
+
+
 def rag_messages(question: str, context: RagContext, instruction: str = INSTRUCTION) -> list[dict[str, str]]:
     """One user message: the instruction, the numbered sources, the question (MedRAG's layout)."""
     if not context.sources:
         return [{"role": "user", "content": question}]
-    content = f"{instruction}\n\nSources:\n{context.text}\n\nQuestion: {question}"
+    content = f"{instruction}\n\n{sources_section(context)}\n\nQuestion: {question}"
     return [{"role": "user", "content": content}]
 
 
