@@ -67,7 +67,8 @@ class LocalCluster:
         """The job server's record of a job (status, message, ...), as `ray job status` reads it."""
         token = Path(self.env["RAY_AUTH_TOKEN_PATH"]).read_text().strip()
         request = urllib.request.Request(
-            f"{self.env['RAY_ADDRESS']}/api/jobs/{submission_id}", headers={"Authorization": f"Bearer {token}"}
+            f"{self.env['RAY_ADDRESS']}/api/jobs/{submission_id}",
+            headers={"Authorization": f"Bearer {token}"},
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.load(response)

@@ -80,7 +80,9 @@ def accounting(out: Path) -> dict[str, dict]:
     stages = json.loads((out / "manifest.json").read_text())["stages"]
     result = {}
     for name, entry in stages.items():
-        kept = [i for f in sorted(entry["files"]) for i in pq.read_table(out / name / f, columns=["id"])["id"]]
+        kept = [
+            i for f in sorted(entry["files"]) for i in pq.read_table(out / name / f, columns=["id"])["id"]
+        ]
         dropped = [
             (row["id"], row["drop_reason"])
             for f in sorted(entry["dropped_files"])
