@@ -106,26 +106,27 @@ start() {
 }
 
 stop() {
-  local pidfile name pid waited
+  local pidfile name pid waited groups=()
   for pidfile in "$dir"/*.pid; do
     [ -e "$pidfile" ] || continue
     name=$(basename "$pidfile" .pid)
+    pid=$(cat "$pidfile")
     if alive "$name"; then
-      pid=$(cat "$pidfile")
       kill -TERM -- "-$pid" 2>/dev/null || true
-      waited=0
-      while kill -0 -- "-$pid" 2>/dev/null && [ "$waited" -lt 30 ]; do sleep 0.5; waited=$((waited + 1)); done
-      kill -KILL -- "-$pid" 2>/dev/null || true  # whatever of the group ignored SIGTERM for 15 s
-      echo "stopped $name (process group $pid)"
-    elif [ -f "$pidfile" ]; then
-      # A group whose leader is gone (a node killed by a test) may still hold workers; end them too, but
-      # only processes of this cluster dir.
-      pid=$(cat "$pidfile")
-      if pgrep -g "$pid" -f -- "$dir/" >/dev/null 2>&1; then kill -KILL -- "-$pid" 2>/dev/null || true; fi
+      groups+=("$pid")
+      echo "stopping $name (process group $pid)"
+    elif pgrep -g "$pid" -f -- "$dir/" >/dev/null 2>&1; then
+      # The group's leader is gone (a node killed by a test) but some of its processes are not; they
+      # are this cluster's (their command lines name its dir): end them too.
+      kill -KILL -- "-$pid" 2>/dev/null || true
     fi
-    rm -f "$pidfile"
   done
-  rm -f "$dir/address" "$dir/gcs-address"
+  waited=0  # all nodes shut down together; whatever ignored SIGTERM for 15 s is killed
+  for pid in "${groups[@]}"; do
+    while kill -0 -- "-$pid" 2>/dev/null && [ "$waited" -lt 30 ]; do sleep 0.5; waited=$((waited + 1)); done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  done
+  rm -f "$dir"/*.pid "$dir/address" "$dir/gcs-address"
 }
 
 status() {

@@ -30,7 +30,6 @@ def ensure_ray(num_cpus: int | None = None, *, log_to_driver: bool = True) -> di
             ray.init(address=address, log_to_driver=log_to_driver)
         else:
             _disable_uv_run_propagation()
-            _minimal_dashboard_processes()
             # A busy 2-core machine can take longer than Ray's default 30 s to bring up the raylet's agents.
             os.environ.setdefault("RAY_raylet_start_wait_time_s", "120")
             ray.init(
@@ -57,23 +56,6 @@ def _disable_uv_run_propagation() -> None:
 
     os.environ["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] = "0"  # for drivers this process starts
     ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV = False
-
-
-def _minimal_dashboard_processes() -> None:
-    """Start the embedded Ray's dashboard head and per-node agent in their minimal mode.
-
-    The workspace installs ``ray[default]`` (``aloe-core[cluster]``: ``ray job submit`` and the job server
-    of ``infra/local-cluster.sh`` need it). With it installed, Ray starts the full dashboard agent (metrics,
-    reporter, event and log modules) on every ``ray.init`` even with the dashboard off. Ray decides by
-    whether its optional dashboard packages import; answering "not installed" for the processes this
-    driver starts keeps a local start as it was with plain ``ray``. Clusters started by ``ray start`` are
-    not affected.
-    """
-    import ray._private.utils as ray_utils
-
-    ray_utils.get_dashboard_dependency_error = lambda: ImportError(
-        "the embedded local Ray runs its dashboard processes minimal (aloe_core.ray_session)"
-    )
 
 
 def _quiet_ray_data() -> None:
