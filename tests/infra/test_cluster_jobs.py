@@ -34,7 +34,7 @@ from aloe_fixtures.demo import sample_pipeline
 pytestmark = pytest.mark.slow  # a 3-node cluster and four jobs: CI's second step
 
 STAGES = ["01-ingest", "02-clean", "03-exact-dedup", "04-fuzzy-dedup", "05-decontaminate"]
-SFT_STEPS = 6
+SFT_STEPS = 4
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +49,11 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def pipeline_file(tmp_path_factory) -> Path:
-    """The sft pipeline over a 1,500-row embedded corpus, with small shards (several files per stage)."""
+    """The sft pipeline (every stage) over a 1,000-row embedded corpus, with small shards (several files
+    per stage, so the stages run as several tasks spread over both worker nodes)."""
     directory = tmp_path_factory.mktemp("cluster-data")
-    write_sample(directory / "sample", rows=1500, seed=3)
-    raw = sample_pipeline(directory / "sample", "sft") | {"output": {"shard_rows": 400}, "report": False}
+    write_sample(directory / "sample", rows=1000, seed=3)
+    raw = sample_pipeline(directory / "sample", "sft") | {"output": {"shard_rows": 250}, "report": False}
     path = directory / "pipeline.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -120,7 +121,7 @@ def test_sft_job_with_two_workers_exports_a_model_that_loads(cluster, cluster_ru
         "output_dir": str(tmp_path / "sft"),
         "data": {"path": str(cluster_run), "max_length": 256, "eval_fraction": 0.1},
         "optim": {"lr": 1e-2, "warmup_ratio": 0.1},
-        "train": {"micro_batch_size": 2, "max_steps": SFT_STEPS, "eval_every": 3, "save_every": 3},
+        "train": {"micro_batch_size": 2, "max_steps": SFT_STEPS},  # eval + checkpoint at the end
         "scaling": {"num_workers": 2, "cpus_per_worker": 1, "use_gpu": False},
     }
     path = tmp_path / "sft.yaml"
