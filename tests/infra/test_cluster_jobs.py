@@ -155,6 +155,8 @@ def test_a_worker_node_killed_mid_job_loses_nothing(cluster, pipeline_file, loca
         assert time.monotonic() < deadline, "the job never finished its first stage"
         time.sleep(0.5)
     cluster.kill_node("worker2")
+    finished = list(json.loads((out / "manifest.json").read_text())["stages"])
+    assert len(finished) < len(STAGES), f"the job was past its last stage when the node died: {finished}"
     record = cluster.wait("node-loss")
     if record["status"] != "SUCCEEDED":
         # Allowed: a clear failure, then a resubmission that resumes from the run's manifest.
