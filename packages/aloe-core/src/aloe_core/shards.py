@@ -16,6 +16,9 @@ from typing import Any, Literal
 from aloe_core.errors import InputError
 from aloe_core.manifest import MANIFEST
 
+RELEASE_MANIFEST = "release.json"
+"""What marks a dataset release folder (``aloe data release``): name, version, splits, checksums."""
+
 Kind = Literal["sft", "preference"]
 """The record kinds a pipeline run or a training recipe works on (``mcqa`` items ride inside sft rows)."""
 
@@ -45,6 +48,8 @@ def resolve_inputs(path: str | Path, kind: Kind | None = None) -> ShardSource:
     * a pipeline run folder (``manifest.json`` beside stage folders): its last finished stage;
     * a single-stage output (``aloe data clean|dedup|... --out``: ``manifest.json`` beside the
       shards): those shards;
+    * a dataset release (``aloe data release``: ``release.json``): its train split (the validation
+      split is ``RELEASE/data/validation-*.parquet``);
     * any other folder: its top-level ``*.parquet`` (never ``_dropped/``);
     * a file or a glob.
 
@@ -63,6 +68,8 @@ def resolve_inputs(path: str | Path, kind: Kind | None = None) -> ShardSource:
         files, provenance, found_kind = [text], {"file": text}, None
     elif manifest.is_file():
         files, provenance, found_kind = _manifest_files(root, manifest)
+    elif (root / RELEASE_MANIFEST).is_file():
+        files, provenance, found_kind = _release_files(root)
     elif root.is_dir():
         files, provenance, found_kind = sorted(str(p) for p in root.glob("*.parquet")), {"folder": text}, None
     else:
@@ -93,6 +100,14 @@ def _manifest_files(root: Path, manifest: Path) -> tuple[list[str], dict[str, An
         "rows": entry.get("rows_out"),
     }
     return [str(folder / name) for name in names], provenance, data.get("kind")
+
+
+def _release_files(root: Path) -> tuple[list[str], dict[str, Any], Kind | None]:
+    data = json.loads((root / RELEASE_MANIFEST).read_text(encoding="utf-8"))
+    train = data.get("splits", {}).get("train", {})
+    provenance = {"release": data.get("name"), "version": data.get("version"), "path": str(root),
+                  "split": "train", "rows": train.get("rows"), "license": data.get("license")}  # fmt: skip
+    return [str(root / name) for name in sorted(train.get("files", []))], provenance, data.get("kind")
 
 
 def shard_columns(file: str) -> list[str]:

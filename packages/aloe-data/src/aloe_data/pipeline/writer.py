@@ -48,13 +48,14 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write(table: pa.Table, path: Path) -> dict[str, Any]:
+def write_parquet(table: pa.Table, path: Path) -> dict[str, Any]:
+    """Write ``table`` with the fixed Parquet settings; return its rows, sha256 and bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path, row_group_size=min(max(table.num_rows, 1), 10_000), **_PARQUET_OPTIONS)
     return {"rows": table.num_rows, "sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
-def _split_for_shards(table: pa.Table, shard_rows: int, shard_bytes: int | None) -> list[pa.Table]:
+def split_for_shards(table: pa.Table, shard_rows: int, shard_bytes: int | None) -> list[pa.Table]:
     """Cut ``table`` into pieces of at most ``shard_rows`` rows and roughly ``shard_bytes`` bytes."""
     rows = shard_rows
     if shard_bytes and table.num_rows:
@@ -93,13 +94,13 @@ def write_shards(
     dropped = table.filter(is_dropped)
     record_schema = schema_for(kind)
     kept = kept.select(record_schema.names).cast(record_schema)
-    for seq, piece in enumerate(_split_for_shards(kept, shard_rows, shard_bytes)):
+    for seq, piece in enumerate(split_for_shards(kept, shard_rows, shard_bytes)):
         name = f"part-{task_idx:05d}-{seq:04d}.parquet"
-        result["files"][name] = _write(piece, directory / name)
+        result["files"][name] = write_parquet(piece, directory / name)
     if dropped.num_rows:
         dropped = _cast_known_columns(dropped, annotated_schema(kind))
         name = f"{DROPPED_DIR}/part-{task_idx:05d}.parquet"
-        result["dropped_files"][name] = _write(dropped, directory / name)
+        result["dropped_files"][name] = write_parquet(dropped, directory / name)
     result["rows_out"] = kept.num_rows
     result["dropped"] = dict(Counter(dropped.column(DROP_REASON).to_pylist()))
     return result
