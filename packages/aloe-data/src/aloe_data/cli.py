@@ -245,7 +245,9 @@ def verify_release_command(
 def push_release(
     directory: Annotated[Path, typer.Argument(help="Release folder (aloe data release --out).")],
     repo: Annotated[str, typer.Option("--repo", help="Hub dataset repo, org/name.")],
-    public: Annotated[bool, typer.Option("--public", help="Create the repo public (default private).")] = False,
+    public: Annotated[
+        bool, typer.Option("--public", help="Create the repo public (default private).")
+    ] = False,
 ) -> None:
     """Upload a verified release to the Hugging Face Hub (HF_TOKEN), tagged v<version>."""
     import json

@@ -19,8 +19,15 @@ FRONT = "---"
 
 def size_category(rows: int) -> str:
     """The Hub's size bucket for a row count."""
-    for limit, label in ((10**3, "n<1K"), (10**4, "1K<n<10K"), (10**5, "10K<n<100K"), (10**6, "100K<n<1M"),
-                         (10**7, "1M<n<10M"), (10**8, "10M<n<100M"), (10**9, "100M<n<1B")):  # fmt: skip
+    for limit, label in (
+        (10**3, "n<1K"),
+        (10**4, "1K<n<10K"),
+        (10**5, "10K<n<100K"),
+        (10**6, "100K<n<1M"),
+        (10**7, "1M<n<10M"),
+        (10**8, "10M<n<100M"),
+        (10**9, "100M<n<1B"),
+    ):
         if rows < limit:
             return label
     return "n>1B"
@@ -128,20 +135,30 @@ def _structure(facts: dict[str, Any]) -> str:
         "rejected": "the dispreferred assistant answer",
         "meta": "JSON object as text: provenance (file, row, format), scores, template id, CoT attempts",
     }
-    fields = _table(["field", "type", "meaning"],
-                    [[f"`{f.name}`", f"`{f.type}`", described.get(f.name, "")] for f in facts["schema"]])  # fmt: skip
+    fields = _table(
+        ["field", "type", "meaning"],
+        [[f"`{f.name}`", f"`{f.type}`", described.get(f.name, "")] for f in facts["schema"]],
+    )
     splits = _table(
         ["split", "rows", "tokens", "files"],
-        [[s, facts["stats"]["splits"].get(s, {}).get("rows", 0), facts["stats"]["splits"].get(s, {}).get("tokens", 0),
-          len(files)] for s, files in facts["splits"].items()],
-    )  # fmt: skip
+        [
+            [
+                s,
+                facts["stats"]["splits"].get(s, {}).get("rows", 0),
+                facts["stats"]["splits"].get(s, {}).get("tokens", 0),
+                len(files),
+            ]
+            for s, files in facts["splits"].items()
+        ],
+    )
     return (
         f"Record kind `{facts['kind']}` (`aloe_core.schemas`), Parquet (zstd) under `data/`.\n\n{fields}\n\n"
         f"{splits}\n\nThe validation split holds {facts['config'].validation_fraction:g} of every "
         f"(source, task) stratum, rounded half up, with at least one train row per stratum; rows are "
         f"ordered by a hash of (seed {facts['config'].seed}, id), so the split is the same every time.\n\n"
-        "```python\nfrom datasets import load_dataset\nds = load_dataset(\"PATH_OR_REPO\")  # train, validation\n"
-        "import polars as pl\ntrain = pl.read_parquet(\"PATH/data/train-*.parquet\")\n```"
+        "```python\nfrom datasets import load_dataset\n"
+        'ds = load_dataset("PATH_OR_REPO")  # train, validation\n'
+        'import polars as pl\ntrain = pl.read_parquet("PATH/data/train-*.parquet")\n```'
     )
 
 
@@ -165,8 +182,10 @@ def _curation(facts: dict[str, Any]) -> str:
 
 def _statistics(facts: dict[str, Any]) -> str:
     stats = facts["stats"]
-    table = _table(["split", "source", "task", "rows", "tokens"],
-                   [[r["split"], r["source"], r["task"], r["rows"], r["tokens"]] for r in stats["by_source_task"]])  # fmt: skip
+    table = _table(
+        ["split", "source", "task", "rows", "tokens"],
+        [[r["split"], r["source"], r["task"], r["rows"], r["tokens"]] for r in stats["by_source_task"]],
+    )
     scores = (
         "![score distributions](stats/scores.png)"
         if stats["score_histograms"]
@@ -181,7 +200,11 @@ def _statistics(facts: dict[str, Any]) -> str:
 
 def _provenance(facts: dict[str, Any]) -> str:
     code = facts["code_version"]
-    commit = f", commit `{code['commit']}`" + (" (uncommitted changes)" if code.get("dirty") else "") if code.get("commit") else ""
+    commit = (
+        f", commit `{code['commit']}`" + (" (uncommitted changes)" if code.get("dirty") else "")
+        if code.get("commit")
+        else ""
+    )
     return (
         f"Made by `aloe data release` (aloe-data {code['aloe_data']}{commit}) on {facts['date']} from "
         f"`{facts['run']['path']}` (stage `{facts['run']['stage']}`, key `{facts['run']['stage_key']}`). "
@@ -217,8 +240,8 @@ def dataset_card(facts: dict[str, Any]) -> str:
     rai = rai_texts(facts)
     stats = facts["stats"]["splits"]
     summary = facts["config"].description or (
-        f"A dataset of {facts['kind']} records for medical language models, curated with the aloe data pipeline "
-        "following the Aloe recipe."
+        f"A dataset of {facts['kind']} records for medical language models, curated with the aloe data "
+        "pipeline following the Aloe recipe."
     )
     split_text = ", ".join(f"{s}: {stats.get(s, {}).get('rows', 0)} rows" for s in facts["splits"])
     sections = {

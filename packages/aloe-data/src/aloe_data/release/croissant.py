@@ -18,10 +18,19 @@ import pyarrow as pa
 CROISSANT = "croissant.json"
 PARQUET = "application/x-parquet"
 SPDX = "https://spdx.org/licenses/{}.html"
-_SPDX_IDS = {"mit": "MIT", "apache-2.0": "Apache-2.0", "cc0-1.0": "CC0-1.0", "cc-by-4.0": "CC-BY-4.0",
-             "cc-by-sa-4.0": "CC-BY-SA-4.0", "cc-by-nc-4.0": "CC-BY-NC-4.0",
-             "cc-by-nc-sa-4.0": "CC-BY-NC-SA-4.0", "bsd-3-clause": "BSD-3-Clause",
-             "bsd-2-clause": "BSD-2-Clause", "odbl": "ODbL-1.0", "unlicense": "Unlicense"}  # fmt: skip
+_SPDX_IDS = {
+    "mit": "MIT",
+    "apache-2.0": "Apache-2.0",
+    "cc0-1.0": "CC0-1.0",
+    "cc-by-4.0": "CC-BY-4.0",
+    "cc-by-sa-4.0": "CC-BY-SA-4.0",
+    "cc-by-nc-4.0": "CC-BY-NC-4.0",
+    "cc-by-nc-sa-4.0": "CC-BY-NC-SA-4.0",
+    "bsd-3-clause": "BSD-3-Clause",
+    "bsd-2-clause": "BSD-2-Clause",
+    "odbl": "ODbL-1.0",
+    "unlicense": "Unlicense",
+}
 
 
 def license_url(license_id: str) -> str:
@@ -39,21 +48,32 @@ def _fields(mlc: Any, split: str, schema: pa.Schema) -> list[Any]:
             extract=mlc.Extract(column=column),
             transforms=[mlc.Transform(json_path=p) for p in path],
         )
-        return mlc.Field(id=f"{split}/{name}", name=name.split("/")[-1], data_types=[mlc.DataType.TEXT],
-                         source=source)  # fmt: skip
+        return mlc.Field(
+            id=f"{split}/{name}", name=name.split("/")[-1], data_types=[mlc.DataType.TEXT], source=source
+        )
 
     def messages(column: str) -> Any:
-        return mlc.Field(id=f"{split}/{column}", name=column, is_array=True, sub_fields=[
-            leaf(f"{column}/role", column, "role"), leaf(f"{column}/content", column, "content")])  # fmt: skip
+        return mlc.Field(
+            id=f"{split}/{column}",
+            name=column,
+            is_array=True,
+            sub_fields=[leaf(f"{column}/role", column, "role"), leaf(f"{column}/content", column, "content")],
+        )
 
     fields = []
     for column in schema.names:
         if column in ("messages", "prompt"):
             fields.append(messages(column))
         elif column == "mcqa":
-            options = mlc.Field(id=f"{split}/mcqa/options", name="options", is_array=True, sub_fields=[
-                leaf("mcqa/options/letter", "mcqa", "options", "letter"),
-                leaf("mcqa/options/text", "mcqa", "options", "text")])  # fmt: skip
+            options = mlc.Field(
+                id=f"{split}/mcqa/options",
+                name="options",
+                is_array=True,
+                sub_fields=[
+                    leaf("mcqa/options/letter", "mcqa", "options", "letter"),
+                    leaf("mcqa/options/text", "mcqa", "options", "text"),
+                ],
+            )
             parts = [leaf(f"mcqa/{p}", "mcqa", p) for p in ("question", "answer", "context", "explanation")]
             fields.append(mlc.Field(id=f"{split}/mcqa", name="mcqa", sub_fields=[*parts, options]))
         else:
@@ -87,13 +107,29 @@ def build_croissant(
     record_sets = []
     for split, files in split_files.items():
         for path, info in files.items():
-            distribution.append(mlc.FileObject(id=path, name=Path(path).name, content_url=path,
-                                               encoding_formats=[PARQUET], sha256=info["sha256"],
-                                               content_size=f"{info['bytes']} B"))  # fmt: skip
-        distribution.append(mlc.FileSet(id=f"{split}-files", name=f"{split}-files", encoding_formats=[PARQUET],
-                                        includes=[f"data/{split}-*.parquet"]))  # fmt: skip
-        record_sets.append(mlc.RecordSet(id=split, name=split, fields=_fields(mlc, split, schema),
-                                         description=f"The {split} split."))  # fmt: skip
+            distribution.append(
+                mlc.FileObject(
+                    id=path,
+                    name=Path(path).name,
+                    content_url=path,
+                    encoding_formats=[PARQUET],
+                    sha256=info["sha256"],
+                    content_size=f"{info['bytes']} B",
+                )
+            )
+        distribution.append(
+            mlc.FileSet(
+                id=f"{split}-files",
+                name=f"{split}-files",
+                encoding_formats=[PARQUET],
+                includes=[f"data/{split}-*.parquet"],
+            )
+        )
+        record_sets.append(
+            mlc.RecordSet(
+                id=split, name=split, fields=_fields(mlc, split, schema), description=f"The {split} split."
+            )
+        )
     metadata = mlc.Metadata(
         conforms_to="http://mlcommons.org/croissant/1.1",
         name=name,

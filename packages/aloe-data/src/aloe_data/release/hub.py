@@ -32,7 +32,8 @@ def upload_release(folder: Path, repo_id: str, version: str, *, private: bool) -
     if any(t.name == tag for t in api.list_repo_refs(repo_id, repo_type="dataset").tags):
         raise InputError(f"{repo_id}: tag {tag} exists on the Hub; a released version is never overwritten")
     logger.info("uploading %s to %s", folder, repo_id)
-    commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset",
-                               commit_message=f"Release {version}")  # fmt: skip
+    commit = api.upload_folder(
+        folder_path=str(folder), repo_id=repo_id, repo_type="dataset", commit_message=f"Release {version}"
+    )
     api.create_tag(repo_id, tag=tag, repo_type="dataset", revision=commit.oid)
     return str(url)

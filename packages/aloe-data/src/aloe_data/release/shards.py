@@ -51,7 +51,7 @@ class SplitWriter:
             return
         pieces = split_for_shards(pa.concat_tables(self._buffer), self.shard_rows, self.shard_bytes)
         # Keep the last, possibly small, piece buffered unless this is the end of the split.
-        keep = [] if final or len(pieces) == 1 and self._is_full(pieces[0]) else pieces[-1:]
+        keep = [] if final or (len(pieces) == 1 and self._is_full(pieces[0])) else pieces[-1:]
         for piece in pieces[: len(pieces) - len(keep)]:
             path = self.root / DATA_DIR / f".{self.split}-{len(self._written):05d}.pending"
             self._written.append((path, write_parquet(piece, path)))

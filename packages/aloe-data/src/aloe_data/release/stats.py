@@ -80,18 +80,27 @@ class ReleaseStats:
             self.groups[(split, source, task, "rows")] += 1
             self.groups[(split, source, task, "tokens")] += n
         bins = length_bins(table)
-        self.lengths.update(zip(bins.column("source").to_pylist(), bins.column("bin").to_pylist(), strict=True))
+        self.lengths.update(
+            zip(bins.column("source").to_pylist(), bins.column("bin").to_pylist(), strict=True)
+        )
         scored = score_bins(table)
-        self.scores.update(zip(scored.column("metric").to_pylist(), scored.column("bin").to_pylist(), strict=True))
+        self.scores.update(
+            zip(scored.column("metric").to_pylist(), scored.column("bin").to_pylist(), strict=True)
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """``stats/stats.json``: totals per split, rows and tokens per (split, source, task), histograms."""
         keys = sorted({k[:3] for k in self.groups})
         table = [
-            {"split": sp, "source": so, "task": ta, "rows": self.groups[(sp, so, ta, "rows")],
-             "tokens": self.groups[(sp, so, ta, "tokens")]}
+            {
+                "split": sp,
+                "source": so,
+                "task": ta,
+                "rows": self.groups[(sp, so, ta, "rows")],
+                "tokens": self.groups[(sp, so, ta, "tokens")],
+            }
             for sp, so, ta in keys
-        ]  # fmt: skip
+        ]
         splits: dict[str, dict[str, int]] = {}
         for row in table:
             total = splits.setdefault(row["split"], {"rows": 0, "tokens": 0})

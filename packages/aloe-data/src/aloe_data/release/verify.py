@@ -23,8 +23,15 @@ from aloe_data.pipeline.writer import sha256_file
 from aloe_data.release.card import parse_front_matter
 from aloe_data.release.croissant import CROISSANT, croissant_problems, record_to_row
 
-CARD_KEYS = ("license", "language", "task_categories", "size_categories", "pretty_name", "source_datasets",
-             "configs")  # fmt: skip
+CARD_KEYS = (
+    "license",
+    "language",
+    "task_categories",
+    "size_categories",
+    "pretty_name",
+    "source_datasets",
+    "configs",
+)
 RECORDS_CHECKED = 50  # per split: mlcroissant reads records row by row in Python, so only a prefix
 
 
@@ -35,7 +42,9 @@ def _files(root: Path, listed: dict[str, Any]) -> list[str]:
         if not path.is_file():
             problems.append(f"{name}: missing (listed in {RELEASE_MANIFEST})")
         elif path.stat().st_size != info["bytes"] or sha256_file(path) != info["sha256"]:
-            problems.append(f"{name}: sha256 differs from {RELEASE_MANIFEST} (the file changed or is corrupt)")
+            problems.append(
+                f"{name}: sha256 differs from {RELEASE_MANIFEST} (the file changed or is corrupt)"
+            )
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         name = path.relative_to(root).as_posix()
         if name != RELEASE_MANIFEST and name not in listed and not is_debris(path.name):
@@ -76,7 +85,9 @@ def _card(root: Path, release: dict[str, Any]) -> list[str]:
         elif sorted(f for f in release["files"] if fnmatch.fnmatch(f, pattern)) != sorted(info["files"]):
             problems.append(f"README.md: data_files {pattern!r} of {split} does not match its files")
     if front.get("license") not in (None, release["license"]):
-        problems.append(f"README.md: license {front.get('license')!r}, {RELEASE_MANIFEST} says {release['license']!r}")
+        problems.append(
+            f"README.md: license {front.get('license')!r}, {RELEASE_MANIFEST} says {release['license']!r}"
+        )
     return problems
 
 
@@ -88,9 +99,15 @@ def _croissant(root: Path, release: dict[str, Any]) -> list[str]:
     if problems:
         return problems
     document = json.loads(path.read_text(encoding="utf-8"))
-    described = {d["contentUrl"]: d.get("sha256") for d in document.get("distribution", []) if "contentUrl" in d}
-    data = {f: release["files"][f]["sha256"] for info in release["splits"].values() for f in info["files"]
-            if f in release["files"]}  # fmt: skip
+    described = {
+        d["contentUrl"]: d.get("sha256") for d in document.get("distribution", []) if "contentUrl" in d
+    }
+    data = {
+        f: release["files"][f]["sha256"]
+        for info in release["splits"].values()
+        for f in info["files"]
+        if f in release["files"]
+    }
     if described != data:
         return [f"{CROISSANT}: its files and sha256 are not the release's data files"]
     import mlcroissant as mlc
@@ -100,7 +117,9 @@ def _croissant(root: Path, release: dict[str, Any]) -> list[str]:
         if any(not (root / f).is_file() for f in info["files"]):
             continue
         try:
-            records = [record_to_row(r, split) for r in itertools.islice(dataset.records(split), RECORDS_CHECKED)]
+            records = [
+                record_to_row(r, split) for r in itertools.islice(dataset.records(split), RECORDS_CHECKED)
+            ]
             rows = pq.read_table(root / sorted(info["files"])[0]).slice(0, RECORDS_CHECKED).to_pylist()
         except Exception as exc:  # mlcroissant wraps read errors in GenerationError
             problems.append(f"{CROISSANT}: reading {split} records failed ({type(exc).__name__})")

@@ -9,6 +9,7 @@ folder is either complete or absent; a folder that holds a release is never writ
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import logging
 import os
@@ -53,24 +54,30 @@ def refuse_existing(out: Path) -> None:
 
 def _split_masks(files: list[str], seed: int, fraction: float) -> list[Any]:
     """One validation mask per input file (decided over all files together)."""
-    tables = [pq.read_table(f, columns=[c for c in ("id", "source", "task") if c in pq.read_schema(f).names])
-              for f in files]  # fmt: skip
+    tables = [
+        pq.read_table(f, columns=[c for c in ("id", "source", "task") if c in pq.read_schema(f).names])
+        for f in files
+    ]
     ids = [i for t in tables for i in t.column("id").to_pylist()]
     strata = [
         f"{s}\0{k}"
         for t in tables
-        for s, k in zip(t.column("source").to_pylist(),
-                        t.column("task").to_pylist() if "task" in t.column_names else [NO_TASK] * t.num_rows,
-                        strict=True)  # fmt: skip
+        for s, k in zip(
+            t.column("source").to_pylist(),
+            t.column("task").to_pylist() if "task" in t.column_names else [NO_TASK] * t.num_rows,
+            strict=True,
+        )
     ]
     mask = validation_mask(ids, strata, fraction, seed)
     bounds = [0]
     for t in tables:
         bounds.append(bounds[-1] + t.num_rows)
-    return [mask[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [mask[a:b] for a, b in itertools.pairwise(bounds)]
 
 
-def _write_data(staging: Path, files: list[str], kind: str, config: ReleaseConfig) -> tuple[dict, ReleaseStats]:
+def _write_data(
+    staging: Path, files: list[str], kind: str, config: ReleaseConfig
+) -> tuple[dict, ReleaseStats]:
     schema = schema_for(kind)
     writers = {s: SplitWriter(staging, s, schema, config.shard_bytes, config.shard_rows) for s in SPLITS}
     stats = ReleaseStats(TokenCounter(config.tokenizer))
@@ -84,8 +91,16 @@ def _write_data(staging: Path, files: list[str], kind: str, config: ReleaseConfi
     return {s: f for s, f in split_files.items() if f}, stats
 
 
-def _facts(name: str, version: str, config: ReleaseConfig, run: dict[str, Any], manifest: Manifest,
-           kind: str, split_files: dict, stats: ReleaseStats) -> dict[str, Any]:  # fmt: skip
+def _facts(
+    name: str,
+    version: str,
+    config: ReleaseConfig,
+    run: dict[str, Any],
+    manifest: Manifest,
+    kind: str,
+    split_files: dict,
+    stats: ReleaseStats,
+) -> dict[str, Any]:
     sources = [s["name"] for s in manifest.data.get("config", {}).get("sources", [])]
     licenses = source_licenses(sources, config.licenses, config.default_license)
     unknown = sorted(set(config.licenses) - set(sources))
@@ -98,12 +113,22 @@ def _facts(name: str, version: str, config: ReleaseConfig, run: dict[str, Any], 
             counters[key] = counters.get(key, 0) + value
     stats_dict = stats.as_dict()
     return {
-        "name": name, "version": version, "config": config, "kind": kind, "schema": schema_for(kind),
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"), "run": run, "sources": licenses,
-        "license": combined_license(licenses.values()), "splits": split_files, "stats": stats_dict,
-        "rows": sum(v["rows"] for v in stats_dict["splits"].values()), "funnel": funnel(manifest),
-        "counters": counters, "code_version": code_version(),
-    }  # fmt: skip
+        "name": name,
+        "version": version,
+        "config": config,
+        "kind": kind,
+        "schema": schema_for(kind),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"),
+        "run": run,
+        "sources": licenses,
+        "license": combined_license(licenses.values()),
+        "splits": split_files,
+        "stats": stats_dict,
+        "rows": sum(v["rows"] for v in stats_dict["splits"].values()),
+        "funnel": funnel(manifest),
+        "counters": counters,
+        "code_version": code_version(),
+    }
 
 
 def _write_docs(staging: Path, facts: dict[str, Any], manifest_bytes: bytes, pipeline: dict) -> None:
@@ -119,12 +144,20 @@ def _write_docs(staging: Path, facts: dict[str, Any], manifest_bytes: bytes, pip
     )
     (staging / "README.md").write_text(dataset_card(facts), encoding="utf-8")
     document = build_croissant(
-        name=facts["name"], version=facts["version"], date=facts["date"],
-        description=facts["config"].description or f"{facts['name']}: {facts['kind']} records for medical language models, made with aloe.",
-        license_id=facts["license"], citation=citation(facts), url=facts["config"].homepage or "https://arxiv.org/abs/2405.01886",
-        schema=facts["schema"], split_files=facts["splits"], rai=rai_texts(facts),
-        language=list(facts["config"].language), keywords=list(facts["config"].tags),
-    )  # fmt: skip
+        name=facts["name"],
+        version=facts["version"],
+        date=facts["date"],
+        description=facts["config"].description
+        or f"{facts['name']}: {facts['kind']} records for medical language models, made with aloe.",
+        license_id=facts["license"],
+        citation=citation(facts),
+        url=facts["config"].homepage or "https://arxiv.org/abs/2405.01886",
+        schema=facts["schema"],
+        split_files=facts["splits"],
+        rai=rai_texts(facts),
+        language=list(facts["config"].language),
+        keywords=list(facts["config"].tags),
+    )
     write_croissant(staging / CROISSANT, document)
 
 
@@ -136,8 +169,10 @@ def _release_manifest(staging: Path, facts: dict[str, Any]) -> dict[str, Any]:
         "date": facts["date"],
         "license": facts["license"],
         "source_licenses": facts["sources"],
-        "splits": {s: {"rows": facts["stats"]["splits"][s]["rows"], "files": sorted(f)}
-                   for s, f in facts["splits"].items()},  # fmt: skip
+        "splits": {
+            s: {"rows": facts["stats"]["splits"][s]["rows"], "files": sorted(f)}
+            for s, f in facts["splits"].items()
+        },
         "run": facts["run"],
         "code_version": facts["code_version"],
         "files": file_digests(staging, skip={RELEASE_MANIFEST}),
