@@ -1,10 +1,11 @@
 """The resulting license of a release made of sources under several licenses.
 
 A reading for convenience, not legal advice: each source's own terms still apply to its rows, and the
-card lists them. The rule: one license for all sources -> that license; any source unknown -> ``unknown``;
-otherwise the most restrictive of the known ones, where non-commercial and share-alike terms carry over
-to the whole (so NC + SA -> ``cc-by-nc-sa-4.0``; two different share-alike licenses -> ``other``)
-and among permissive licenses the one asking most (attribution with notices) wins. Licenses outside this table, mixed with others, give ``other``.
+card lists them. The rule: one license for all sources -> that license; any source unknown ->
+``unknown``; otherwise the most restrictive of the known ones, where non-commercial and share-alike
+terms carry over to the whole (NC + SA -> ``cc-by-nc-sa-4.0``; two different share-alike licenses ->
+``other``), and among permissive licenses the one asking most (attribution with notices) wins.
+Licenses outside this table, mixed with others, give ``other``.
 """
 
 from __future__ import annotations
