@@ -68,6 +68,7 @@ def test_valid_config_and_stable_hash(tmp_path):
 def test_every_config_in_repo_loads():
     """Every YAML under configs/ validates against the config class its folder names."""
     from aloe_data.pipeline.config import PipelineConfig
+    from aloe_data.release import ReleaseConfig
     from aloe_infer.eval.config import EvalConfig
     from aloe_infer.retrieval import RagConfig
     from aloe_infer.safety.run import SafetyConfig
@@ -78,6 +79,7 @@ def test_every_config_in_repo_loads():
     # configs/<folder>/ -> config class; in configs/train/ the file name's recipe prefix decides.
     classes = {
         "data": PipelineConfig,
+        "release": ReleaseConfig,
         "train/sft": SFTConfig,
         "train/dpo": DPOConfig,
         "safety": SafetyConfig,

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from aloe_core.config import validate_config
 from aloe_data.pipeline.config import InProcessConfig, OutputConfig, PipelineConfig
 from aloe_data.pipeline.local import runs_in_process
@@ -17,17 +15,9 @@ from aloe_data.pipeline.runner import run_pipeline
 from aloe_data.pipeline.single import run_stage_on_files
 from aloe_data.stages.clean import CleanConfig, CleanStage
 from aloe_data.stages.exact_dedup import ExactDedupConfig, ExactDedupStage
-from aloe_fixtures.corpus import write_sample
 from aloe_fixtures.demo import sample_pipeline
 
 ON_RAY = {"max_rows": 0}  # in_process settings that send every stage to Ray
-
-
-@pytest.fixture(scope="module")
-def tiny_sample(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("tiny")
-    write_sample(directory, rows=300, seed=5)  # every layout, planted defects (malformed rows, PII, ...)
-    return directory
 
 
 def files_of(out: Path) -> dict[str, bytes]:

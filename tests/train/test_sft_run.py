@@ -100,6 +100,34 @@ def test_two_workers_loss_falls_and_the_export_generates(reference, tiny_model_d
 
 
 @pytest.mark.slow  # a two-worker SFT run (module fixture): CI's second step
+def test_the_export_card_has_the_hyperparameters_and_takes_the_eval_table(reference, shared_mcqa, tmp_path):
+    from aloe_infer.engine import EngineConfig
+    from aloe_infer.eval.config import EvalConfig
+    from aloe_infer.eval.run import run_eval
+    from aloe_train.cards import write_model_card
+
+    _, summary = reference
+    export = Path(summary["model"])
+    card = (export / "README.md").read_text()
+    for row in ("| learning rate | `0.01` |", "| weight decay | `0.01` |", "| global batch (rows) | `8` |",
+                "| max length (tokens) | `256` |", "| workers | `2` |", "| epochs | `1` |"):  # fmt: skip
+        assert row in card, row
+    assert "## Bias, risks and limitations" in card and "Not evaluated yet." in card
+    config = EvalConfig.model_validate({"engine": EngineConfig(model=str(export), dtype="float32"),
+                                        "benchmarks": str(shared_mcqa), "names": ["medqa", "pubmedqa"],
+                                        "limit": 4, "actors": {"mode": "local"}})  # fmt: skip
+    results = run_eval(config, tmp_path / "eval")
+    write_model_card(export, kind="sft", eval_results=[tmp_path / "eval" / "results.json"])
+    card = (export / "README.md").read_text()
+    for name in ("medqa", "pubmedqa"):
+        score = results["benchmarks"][name]
+        low, high = score["ci95"]
+        assert f"| `{name}` | {score['accuracy']:.3f} [{low:.3f}, {high:.3f}] (n=4) |" in card
+    assert f"| **multimedqa** | {results['aggregates']['multimedqa']['accuracy']:.3f} |" in card
+    assert "Not evaluated yet." not in card and "| learning rate | `0.01` |" in card
+
+
+@pytest.mark.slow  # a two-worker SFT run (module fixture): CI's second step
 def test_the_export_equals_the_final_sharded_checkpoint(reference, tmp_path):
     from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 

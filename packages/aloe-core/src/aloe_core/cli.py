@@ -69,7 +69,7 @@ def run_app(app: typer.Typer, argv: list[str] | None = None, prog_name: str = "a
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name=prog_name, standalone_mode=False)
+        code = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
@@ -82,6 +82,9 @@ def run_app(app: typer.Typer, argv: list[str] | None = None, prog_name: str = "a
     except AloeError as exc:
         print(f"aloe: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    # Outside standalone mode click returns a command's `typer.Exit(n)` code instead of raising it.
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 def run_standalone(command: Callable[..., Any], module: str, argv: list[str] | None = None) -> None:

@@ -16,6 +16,9 @@ from aloe_core import storage
 from aloe_core.errors import InputError
 from aloe_core.manifest import MANIFEST, entry_files
 
+RELEASE_MANIFEST = "release.json"
+"""What marks a dataset release folder (``aloe data release``): name, version, splits, checksums."""
+
 Kind = Literal["sft", "preference"]
 """The record kinds a pipeline run or a training recipe works on (``mcqa`` items ride inside sft rows)."""
 
@@ -45,6 +48,8 @@ def resolve_inputs(path: str | Path, kind: Kind | None = None) -> ShardSource:
     * a pipeline run folder (``manifest.json`` beside stage folders): its last finished stage;
     * a single-stage output (``aloe data clean|dedup|... --out``: ``manifest.json`` beside the
       shards): those shards;
+    * a dataset release (``aloe data release``: ``release.json``): its train split (the validation
+      split is ``RELEASE/data/validation-*.parquet``);
     * any other folder: its top-level ``*.parquet`` (never ``_dropped/``);
     * a file or a glob.
 
@@ -65,6 +70,8 @@ def resolve_inputs(path: str | Path, kind: Kind | None = None) -> ShardSource:
         files, provenance, found_kind = [text], {"file": text}, None
     elif storage.is_file(manifest):
         files, provenance, found_kind = _manifest_files(text, manifest)
+    elif storage.is_file(storage.join(text, RELEASE_MANIFEST)):
+        files, provenance, found_kind = _release_files(Path(text))
     elif storage.is_dir(text):
         files, provenance, found_kind = storage.list_files(text, "*.parquet"), {"folder": text}, None
     else:
@@ -93,6 +100,14 @@ def _manifest_files(root: str, manifest: str) -> tuple[list[str], dict[str, Any]
     }
     # A run keeps each stage in its own folder; a single-stage output keeps the shards beside the manifest.
     return entry_files(root, stage, entry), provenance, data.get("kind")
+
+
+def _release_files(root: Path) -> tuple[list[str], dict[str, Any], Kind | None]:
+    data = json.loads((root / RELEASE_MANIFEST).read_text(encoding="utf-8"))
+    train = data.get("splits", {}).get("train", {})
+    provenance = {"release": data.get("name"), "version": data.get("version"), "path": str(root),
+                  "split": "train", "rows": train.get("rows"), "license": data.get("license")}  # fmt: skip
+    return [str(root / name) for name in sorted(train.get("files", []))], provenance, data.get("kind")
 
 
 def shard_columns(file: str) -> list[str]:

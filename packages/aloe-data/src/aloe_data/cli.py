@@ -210,3 +210,66 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
         old = merged.get(key)
         merged[key] = _deep_merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
     return merged
+
+
+@app.command()
+def release(
+    run_dir: Annotated[Path, typer.Argument(help="Pipeline run folder (aloe data run --out).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="New folder for this release version.")],
+    name: Annotated[str, typer.Option("--name", help="Release (and Hub repo) name.")],
+    version: Annotated[str, typer.Option("--version", help="Semantic version X.Y.Z.")],
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Release YAML (see configs/release/).")
+    ] = None,
+    overrides: SetOpt = None,
+) -> None:
+    """Publish a run as a dataset release: split, Parquet shards, card, statistics, checksums, Croissant.
+
+    A folder that holds a release is refused: a version, once written, is never overwritten. With
+    hub_repo set (--set hub_repo=org/name) and HF_TOKEN in the environment it is uploaded to the Hub.
+    """
+    from aloe_core.config import apply_overrides, read_yaml_mapping, validate_config
+    from aloe_data.release import ReleaseConfig, write_release
+
+    data = apply_overrides(read_yaml_mapping(config) if config else {}, overrides or [])
+    settings = validate_config(ReleaseConfig, data, str(config or "--set"))
+    path = write_release(run_dir, out, name=name, version=version, config=settings)
+    typer.echo(f"release {name} {version}: {path} (card {path / 'README.md'})")
+
+
+@app.command("verify-release")
+def verify_release_command(
+    directory: Annotated[Path, typer.Argument(help="Release folder (aloe data release --out).")],
+) -> None:
+    """Check a release: every file's sha256, row counts, the card's front matter and croissant.json."""
+    from aloe_data.release import verify_release
+
+    problems = verify_release(directory)
+    for line in problems:
+        typer.echo(line, err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"{directory}: ok")
+
+
+@app.command("push-release")
+def push_release(
+    directory: Annotated[Path, typer.Argument(help="Release folder (aloe data release --out).")],
+    repo: Annotated[str, typer.Option("--repo", help="Hub dataset repo, org/name.")],
+    public: Annotated[
+        bool, typer.Option("--public", help="Create the repo public (default private).")
+    ] = False,
+) -> None:
+    """Upload a verified release to the Hugging Face Hub (HF_TOKEN), tagged v<version>."""
+    import json
+
+    from aloe_core.errors import InputError
+    from aloe_core.shards import RELEASE_MANIFEST
+    from aloe_data.release import verify_release
+    from aloe_data.release.hub import upload_release
+
+    problems = verify_release(directory)
+    if problems:
+        raise InputError(f"{directory}: does not verify ({problems[0]}); see aloe data verify-release")
+    version = json.loads((directory / RELEASE_MANIFEST).read_text(encoding="utf-8"))["version"]
+    typer.echo(upload_release(directory, repo, version, private=not public))

@@ -23,12 +23,13 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from aloe_core.atomic import publish_dir, staging_dir
 from aloe_core.errors import ConfigError, InputError
+from aloe_train.cards import write_model_card
 
 logger = logging.getLogger("aloe.train")
 
@@ -186,13 +187,15 @@ def export_hf_model(
     out_dir: Path,
     dtype: str,
     max_shard_size: str,
-    card: str,
+    card: dict[str, Any],
+    kind: Literal["sft", "dpo"],
     chat_template: str | None = None,
 ) -> Path | None:
     """Gather the full weights (a collective) and, on rank 0, write a Hugging Face folder.
 
     The folder has safetensors weights, ``config.json`` (``use_cache`` back on), the base model's
-    tokenizer (with ``chat_template`` if given) and generation config, and ``README.md`` = ``card``.
+    tokenizer (with ``chat_template`` if given) and generation config, and the model card (``README.md``
+    made from the ``card`` facts by :func:`aloe_train.cards.write_model_card`).
     It is written next to ``out_dir`` and renamed into place, so a crash never leaves a half-written
     model. Returns ``out_dir`` on rank 0.
     """
@@ -205,7 +208,7 @@ def export_hf_model(
     staging = staging_dir(out_dir)
     try:
         _write_hf_folder(state, base_model, staging, dtype, max_shard_size, chat_template)
-        (staging / "README.md").write_text(card, encoding="utf-8")
+        write_model_card(staging, kind=kind, facts=card)
         publish_dir(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -252,13 +255,3 @@ def _config_dtype(config: Any) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
     return DTYPES.get(str(dtype).replace("torch.", ""), torch.float32)
-
-
-def model_card(*, title: str, base_model: str, tags: list[str], sections: dict[str, str]) -> str:
-    """A README.md for the exported folder: Hugging Face front matter, then one ``##`` per section."""
-    front = ["---", "library_name: transformers", f"base_model: {base_model}", "tags:"]
-    front += [f"- {tag}" for tag in tags]
-    body = [f"# {title}", ""]
-    for heading, text in sections.items():
-        body += [f"## {heading}", "", text.rstrip(), ""]
-    return "\n".join([*front, "---", "", *body])

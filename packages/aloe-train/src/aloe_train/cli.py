@@ -54,3 +54,27 @@ def show_masking(
                 pieces.append(f"[[{text}]]" if mask[start] else text)
                 start = i
         typer.echo(f"--- {row['id']} ({sum(mask)}/{len(ids)} tokens trained)\n{''.join(pieces)}")
+
+
+@app.command("card")
+def card(
+    model: Annotated[Path, typer.Argument(help="Exported model folder (with aloe_card.json).")],
+    kind: Annotated[str, typer.Option("--kind", help="sft, dpo or merge.")],
+    eval_results: Annotated[
+        list[Path] | None,
+        typer.Option("--eval", help="results.json of `aloe eval run` (repeatable: one column each)."),
+    ] = None,
+    license: Annotated[str | None, typer.Option("--license", help="License id of the model.")] = None,
+) -> None:
+    """Write the model card (README.md) again, with evaluation results from `aloe eval run`."""
+    from aloe_core.errors import InputError
+    from aloe_train.cards import FACTS, write_model_card
+
+    if kind not in ("sft", "dpo", "merge"):
+        raise InputError(f"--kind {kind!r}: one of sft, dpo, merge")
+    if not (model / FACTS).is_file():
+        raise InputError(f"{model}: no {FACTS}; not a model folder exported by aloe")
+    for path in eval_results or []:
+        if not path.is_file():
+            raise InputError(f"--eval {path}: no such file (an eval run's results.json)")
+    typer.echo(write_model_card(model, kind=kind, eval_results=eval_results, license=license))  # type: ignore[arg-type]

@@ -91,8 +91,8 @@ class Recipe(Protocol):
     def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         """The micro-batch's summed loss (a tensor to backpropagate) and its summed statistics."""
 
-    def card(self, session: Session, eval_loss: float | None) -> str:
-        """The exported model folder's README."""
+    def card(self, session: Session, eval_loss: float | None) -> dict[str, Any]:
+        """The facts of the exported model folder's card (:func:`aloe_train.cards.training_facts`)."""
 
 
 def build_recipe(name: str, config: dict[str, Any] | RecipeConfig) -> Recipe:
@@ -476,6 +476,7 @@ def finish(s: Session) -> None:
             dtype=export.dtype,
             max_shard_size=export.max_shard_size,
             card=s.recipe.card(s, eval_loss),
+            kind=s.recipe.name,
             chat_template=resolve_chat_template(s.config.model.chat_template),
         )
     if s.rank == 0:

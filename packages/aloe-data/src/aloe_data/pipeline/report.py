@@ -23,22 +23,23 @@ from aloe_core.atomic import atomic_write_text
 from aloe_core.manifest import Manifest, entry_files
 
 # Length bins on a log scale: 0-15, 16-31, ... up to 2^20 characters.
-_BIN_EDGES = [0] + [2**k for k in range(4, 21)]
+LENGTH_BIN_EDGES = [0] + [2**k for k in range(4, 21)]
 
 
-def _length_bins(table: pa.Table) -> pa.Table:
+def length_bins(table: pa.Table) -> pa.Table:
+    """(source, length bin) of every row of a record table (bins: :data:`LENGTH_BIN_EDGES`)."""
     rows = table.to_pylist()
     bins = []
     for row in rows:
         messages = row.get("messages") or row.get("prompt") or []
         length = sum(len(m["content"]) for m in messages) + len(row.get("chosen") or "")
-        bins.append(min(int(math.log2(length)) - 3, len(_BIN_EDGES) - 1) if length >= 16 else 0)
+        bins.append(min(int(math.log2(length)) - 3, len(LENGTH_BIN_EDGES) - 1) if length >= 16 else 0)
     return pa.table({"source": [r["source"] for r in rows], "bin": pa.array(bins, pa.int32())})
 
 
 def length_histograms(ds: ray.data.Dataset) -> dict[str, dict[int, int]]:
     """{source: {bin_index: rows}} for the rows of ``ds``."""
-    counts = ds.map_batches(_length_bins, batch_format="pyarrow").groupby(["source", "bin"]).count()
+    counts = ds.map_batches(length_bins, batch_format="pyarrow").groupby(["source", "bin"]).count()
     result: dict[str, dict[int, int]] = {}
     for row in counts.take_all():
         result.setdefault(row["source"], {})[int(row["bin"])] = int(row["count()"])
@@ -61,7 +62,8 @@ def _score_values(meta: dict[str, Any]) -> dict[str, float]:
     return values
 
 
-def _score_bins(table: pa.Table) -> pa.Table:
+def score_bins(table: pa.Table) -> pa.Table:
+    """(metric, bin) of every score found in the rows' meta (bin widths: :data:`SCORE_BIN_WIDTHS`)."""
     metrics, bins = [], []
     for text in table.column("meta").to_pylist():
         for metric, value in _score_values(json.loads(text) if text else {}).items():
@@ -72,7 +74,7 @@ def _score_bins(table: pa.Table) -> pa.Table:
 
 def score_histograms(ds: ray.data.Dataset) -> dict[str, dict[float, int]]:
     """{metric: {bin_start: rows}} for the scores found in rows' meta (empty when nothing was scored)."""
-    counts = ds.map_batches(_score_bins, batch_format="pyarrow").groupby(["metric", "bin"]).count()
+    counts = ds.map_batches(score_bins, batch_format="pyarrow").groupby(["metric", "bin"]).count()
     result: dict[str, dict[float, int]] = {}
     for row in counts.take_all():
         start = row["bin"] * SCORE_BIN_WIDTHS[row["metric"]]
@@ -80,9 +82,9 @@ def score_histograms(ds: ray.data.Dataset) -> dict[str, dict[float, int]]:
     return {metric: dict(sorted(bins.items())) for metric, bins in sorted(result.items())}
 
 
-def build_report(out_dir: str | Path, manifest: Manifest) -> dict[str, Any]:
-    stages = list(manifest.stages.values())
-    funnel = [
+def funnel(manifest: Manifest) -> list[dict[str, Any]]:
+    """Rows in and out, drops by reason, counters and seconds of every finished stage, in order."""
+    return [
         {
             "stage": s["stage"],
             "rows_in": s["rows_in"],
@@ -91,8 +93,13 @@ def build_report(out_dir: str | Path, manifest: Manifest) -> dict[str, Any]:
             "counters": s.get("counters", {}),
             "seconds": s["seconds"],
         }
-        for s in stages
+        for s in manifest.stages.values()
     ]
+
+
+def build_report(out_dir: str | Path, manifest: Manifest) -> dict[str, Any]:
+    stages = list(manifest.stages.values())
+    funnel_rows = funnel(manifest)
     histograms: dict[str, Any] = {}
     scores: dict[str, Any] = {}
     if stages and stages[-1]["files"]:
@@ -103,22 +110,27 @@ def build_report(out_dir: str | Path, manifest: Manifest) -> dict[str, Any]:
     return {
         "kind": manifest.data.get("kind"),
         "config_source": manifest.data.get("config_source"),
-        "funnel": funnel,
-        "rows_in": funnel[0]["rows_in"] if funnel else 0,
-        "rows_out": funnel[-1]["rows_out"] if funnel else 0,
-        "length_bin_edges": _BIN_EDGES,
+        "funnel": funnel_rows,
+        "rows_in": funnel_rows[0]["rows_in"] if funnel_rows else 0,
+        "rows_out": funnel_rows[-1]["rows_out"] if funnel_rows else 0,
+        "length_bin_edges": LENGTH_BIN_EDGES,
         "length_histograms": histograms,
         "score_histograms": scores,
     }
 
 
-def _png(fig) -> str:
+def _png(fig) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
 
 
-def _funnel_plot(report: dict[str, Any]) -> str:
+def _b64(png: bytes) -> str:
+    return base64.b64encode(png).decode("ascii")
+
+
+def funnel_plot_png(report: dict[str, Any]) -> bytes:
+    """Kept and dropped rows per stage of ``report["funnel"]`` as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -143,7 +155,8 @@ def _funnel_plot(report: dict[str, Any]) -> str:
     return png
 
 
-def _length_plot(report: dict[str, Any]) -> str:
+def length_plot_png(report: dict[str, Any]) -> bytes:
+    """Rows per length bin and source (``report["length_histograms"]``, ``["length_bin_edges"]``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -170,7 +183,8 @@ def _length_plot(report: dict[str, Any]) -> str:
     return png
 
 
-def _score_plot(report: dict[str, Any]) -> str:
+def score_plot_png(report: dict[str, Any]) -> bytes:
+    """One histogram per score metric of ``report["score_histograms"]`` as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -199,7 +213,7 @@ def _html(report: dict[str, Any]) -> str:
         )
     scores = ""
     if report["score_histograms"]:
-        image = _score_plot(report)
+        image = _b64(score_plot_png(report))
         scores = f'<h2>Scores</h2>\n<p><img alt="score histograms" src="data:image/png;base64,{image}"></p>\n'
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>aloe data run report</title>
@@ -212,9 +226,9 @@ config {html.escape(str(report["config_source"] or "-"))}).</p>
 <h2>Funnel</h2>
 <table><tr><th>stage</th><th>rows in</th><th>rows out</th><th>dropped (reason: rows)</th><th>seconds</th></tr>
 {"".join(rows)}</table>
-<p><img alt="rows per stage" src="data:image/png;base64,{_funnel_plot(report)}"></p>
+<p><img alt="rows per stage" src="data:image/png;base64,{_b64(funnel_plot_png(report))}"></p>
 <h2>Lengths</h2>
-<p><img alt="length histograms" src="data:image/png;base64,{_length_plot(report)}"></p>
+<p><img alt="length histograms" src="data:image/png;base64,{_b64(length_plot_png(report))}"></p>
 {scores}</body></html>
 """
 

@@ -50,7 +50,10 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write(table: pa.Table, path: str) -> dict[str, Any]:
+def write_parquet(table: pa.Table, path: str | Path) -> dict[str, Any]:
+    """Write ``table`` with the fixed Parquet settings (locally, or one PUT to object storage);
+    return its rows, sha256 and bytes."""
+    path = str(path)
     options = {"row_group_size": min(max(table.num_rows, 1), 10_000), **_PARQUET_OPTIONS}
     if storage.is_uri(path):  # built in memory (a shard is at most shard_rows rows), then one PUT
         sink = pa.BufferOutputStream()
@@ -64,7 +67,7 @@ def _write(table: pa.Table, path: str) -> dict[str, Any]:
     return {"rows": table.num_rows, "sha256": sha256_file(local), "bytes": local.stat().st_size}
 
 
-def _split_for_shards(table: pa.Table, shard_rows: int, shard_bytes: int | None) -> list[pa.Table]:
+def split_for_shards(table: pa.Table, shard_rows: int, shard_bytes: int | None) -> list[pa.Table]:
     """Cut ``table`` into pieces of at most ``shard_rows`` rows and roughly ``shard_bytes`` bytes."""
     rows = shard_rows
     if shard_bytes and table.num_rows:
@@ -103,13 +106,13 @@ def write_shards(
     dropped = table.filter(is_dropped)
     record_schema = schema_for(kind)
     kept = kept.select(record_schema.names).cast(record_schema)
-    for seq, piece in enumerate(_split_for_shards(kept, shard_rows, shard_bytes)):
+    for seq, piece in enumerate(split_for_shards(kept, shard_rows, shard_bytes)):
         name = f"part-{task_idx:05d}-{seq:04d}.parquet"
-        result["files"][name] = _write(piece, storage.join(directory, name))
+        result["files"][name] = write_parquet(piece, storage.join(directory, name))
     if dropped.num_rows:
         dropped = _cast_known_columns(dropped, annotated_schema(kind))
         name = f"{DROPPED_DIR}/part-{task_idx:05d}.parquet"
-        result["dropped_files"][name] = _write(dropped, storage.join(directory, name))
+        result["dropped_files"][name] = write_parquet(dropped, storage.join(directory, name))
     result["rows_out"] = kept.num_rows
     result["dropped"] = dict(Counter(dropped.column(DROP_REASON).to_pylist()))
     return result

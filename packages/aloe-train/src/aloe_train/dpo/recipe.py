@@ -25,7 +25,7 @@ import yaml
 
 from aloe_core.atomic import atomic_write_json
 from aloe_core.ray_session import ensure_ray
-from aloe_train.checkpoint import model_card
+from aloe_train.cards import training_facts
 from aloe_train.config import ModelConfig
 from aloe_train.dpo.config import DPOConfig, DPOLossConfig, DPOStageConfig, stage_config
 from aloe_train.dpo.data import collate_pairs, padding_pairs, prepare_dpo_data, sequence_logps
@@ -82,7 +82,7 @@ class DPORecipe:
     def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         return dpo_loss_sum(model, batch, self.loss_config)
 
-    def card(self, session: Session, eval_loss: float | None) -> str:
+    def card(self, session: Session, eval_loss: float | None) -> dict[str, Any]:
         return dpo_model_card(session, eval_loss)
 
 
@@ -133,11 +133,10 @@ def _run_stage(config: DPOStageConfig, resources: dict[str, float]) -> dict[str,
     return launch(config, "dpo", data)
 
 
-def dpo_model_card(s: Session, eval_loss: float | None) -> str:
-    """The exported folder's README: base (= reference) model, data, loss, results."""
-    stats, config = s.facts.stats, s.config
+def dpo_model_card(s: Session, eval_loss: float | None) -> dict[str, Any]:
+    """The facts of the exported folder's card: base (= reference) model, data, loss, results."""
+    config = s.config
     records = logged_records(s) or [{"loss": float("nan"), "rewards/accuracies": float("nan")}]
-    source = ", ".join(f"{k}: {v}" for k, v in stats["source"].items())
     results = (
         f"{s.step} optimizer steps on {s.world} workers; loss {records[0]['loss']:.4f} -> "
         f"{records[-1]['loss']:.4f}; reward accuracy {records[0].get('rewards/accuracies', float('nan')):.3f}"
@@ -145,20 +144,17 @@ def dpo_model_card(s: Session, eval_loss: float | None) -> str:
         + (f"; eval loss {eval_loss:.4f}" if eval_loss is not None else "")
         + "."
     )
-    return model_card(
+    recipe = (
+        f"aloe DPO recipe, stage `{config.stage}`: {config.loss.type} loss, beta {config.loss.beta}, "
+        f"label smoothing {config.loss.label_smoothing}, SFT weight {config.loss.sft_weight}; reference = "
+        "the base model (log-probs precomputed by Ray Data actors), policy trained on Ray Train + FSDP2."
+    )
+    return training_facts(
+        "dpo",
         title=f"DPO stage {config.stage} of {Path(config.model.path).name}",
         base_model=config.model.path,
-        tags=["aloe", "dpo", "medical"],
-        sections={
-            "Training data": f"Source: {source}.\n\nPairs by status: {json.dumps(stats['rows'])}.",
-            "Training procedure": (
-                f"aloe DPO recipe, stage `{config.stage}`: {config.loss.type} loss, beta {config.loss.beta}, "
-                f"label smoothing {config.loss.label_smoothing}, SFT weight {config.loss.sft_weight}; "
-                "reference = the base model above (log-probs precomputed). Config:\n\n```yaml\n"
-                + yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-                + "```"
-            ),
-            "Results": results,
-            "Limitations": "Research artefact; not for clinical decisions.",
-        },
+        config=config.model_dump(mode="json"),
+        data=s.facts.stats,
+        recipe=recipe,
+        results=results,
     )

@@ -1,11 +1,14 @@
-"""The output folder's README.md: what was merged, from which exact files, and the recipe to redo it."""
+"""The facts of a merged model's card (:mod:`aloe_train.cards`): what was merged, from which exact
+files, and the recipe to redo it."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from aloe_train.checkpoint import model_card
+from aloe_train.cards import FACTS
 from aloe_train.merge.config import MergeConfig
 
 PRETTY = {
@@ -43,8 +46,8 @@ def merge_card(
     tensors: int,
     parameters: int,
     out_dtype: str,
-) -> str:
-    """README.md text. ``inputs`` maps each input folder (absolute, in input order) to its files."""
+) -> dict[str, Any]:
+    """Card facts. ``inputs`` maps each input folder (absolute, in input order) to its files."""
     spec = cfg.spec
     base = str(Path(cfg.base_model).absolute()) if cfg.base_model else None
     settings = [
@@ -65,17 +68,41 @@ def merge_card(
     out_rows = ["| file | bytes | sha256 |", "|---|---|---|"]
     out_rows += [f"| {r.path.name} | {r.size} | `{r.sha256}` |" for r in outputs]
     sections = {
-        "Merge": "Merged with aloe (`aloe train merge`), tensor by tensor over safetensors, with mergekit "
-        "0.1.5's arithmetic.\n\n" + "\n".join(settings),
         "Input models": "\n".join(rows),
         "Recipe": f"Also saved as `mergekit_config.yml`.\n\n```yaml\n{config_text.rstrip()}\n```",
         "Output weights": "\n".join(out_rows),
         "Reproduce": "```bash\naloe train merge mergekit_config.yml --output-dir OUT\n```\n\n"
         "Relative model paths in the recipe are resolved from the directory the command runs in.",
     }
-    return model_card(
-        title=title,
-        base_model=base or str(Path(cfg.models[0].model).absolute()),
-        tags=["merge", "aloe", cfg.merge_method],
-        sections=sections,
-    )
+    datasets = sorted({d for folder in inputs for d in _input_datasets(Path(folder))})
+    return {
+        "kind": "merge",
+        "title": title,
+        "base_model": base or str(Path(cfg.models[0].model).absolute()),
+        "tags": [cfg.merge_method],
+        "release": None,
+        "datasets": datasets,
+        "data": {},
+        "recipe": "Merged with aloe (`aloe train merge`), tensor by tensor over safetensors, with mergekit "
+        "0.1.5's arithmetic.\n\n" + "\n".join(settings),
+        "hyperparameters": _hyperparameters(cfg),
+        "config": None,
+        "results": None,
+        "sections": sections,
+        "evaluations": [],
+    }
+
+
+def _input_datasets(folder: Path) -> list[str]:
+    """The data releases an input model was trained on, from its own card facts (if aloe made it)."""
+    facts = folder / FACTS
+    return json.loads(facts.read_text(encoding="utf-8")).get("datasets", []) if facts.is_file() else []
+
+
+def _hyperparameters(cfg: MergeConfig) -> dict[str, Any]:
+    out: dict[str, Any] = {"method": cfg.merge_method, "dtype": cfg.dtype, "seed": cfg.seed}
+    out |= {f"global {k}": v for k, v in (cfg.parameters or {}).items()}
+    for entry in cfg.models:
+        for key, value in (entry.parameters or {}).items():
+            out[f"{Path(entry.model).name} {key}"] = value
+    return {k: v for k, v in out.items() if v is not None}

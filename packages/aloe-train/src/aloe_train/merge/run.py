@@ -35,6 +35,7 @@ import yaml
 
 from aloe_core.atomic import publish_dir, remove_debris, staging_dir
 from aloe_core.errors import ConfigError, InputError
+from aloe_train.cards import write_model_card
 from aloe_train.merge import methods
 from aloe_train.merge.card import FileRecord, merge_card
 from aloe_train.merge.config import MergeConfig
@@ -108,7 +109,7 @@ def run_merge(
         _copy_side_files(reference.path, tokenizer_dir, staging, out_dtypes)
         text = config_text if config_text is not None else _dump(cfg)
         (staging / RECIPE_FILE).write_text(text, encoding="utf-8")
-        card = merge_card(
+        facts = merge_card(
             cfg,
             title=out.name,
             config_text=text,
@@ -118,7 +119,7 @@ def run_merge(
             parameters=sum(_numel(j.shape) for j in jobs),
             out_dtype=", ".join(sorted(out_dtypes)) or "n/a",
         )
-        (staging / "README.md").write_text(card, encoding="utf-8")
+        write_model_card(staging, kind="merge", facts=facts)
         publish_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

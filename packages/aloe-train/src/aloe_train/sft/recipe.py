@@ -20,10 +20,9 @@ from typing import Any, ClassVar
 import pyarrow as pa
 import torch
 import torch.nn.functional as F
-import yaml
 
 from aloe_core.ray_session import ensure_ray
-from aloe_train.checkpoint import model_card
+from aloe_train.cards import training_facts
 from aloe_train.loop import Session, launch, logged_records, materialize_if_no_cpu_left, write_run_files
 from aloe_train.sft.config import SFTConfig
 from aloe_train.sft.data import IGNORE_INDEX, collate, padding_rows, prepare_sft_data
@@ -69,7 +68,7 @@ class SFTRecipe:
     def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         return sft_loss_sum(model, batch), {}
 
-    def card(self, session: Session, eval_loss: float | None) -> str:
+    def card(self, session: Session, eval_loss: float | None) -> dict[str, Any]:
         return sft_model_card(session, eval_loss)
 
 
@@ -92,38 +91,28 @@ def run_sft(config: SFTConfig) -> dict[str, Any]:
     return launch(config, "sft", data)
 
 
-def sft_model_card(s: Session, eval_loss: float | None) -> str:
-    """The exported folder's README: base model, data run, config, results."""
+def sft_model_card(s: Session, eval_loss: float | None) -> dict[str, Any]:
+    """The facts of the exported folder's card (:mod:`aloe_train.cards`): base, data, config, results."""
     stats, config = s.facts.stats, s.config
-    train_rows = stats["rows"].get("train", {})
-    source = ", ".join(f"{k}: {v}" for k, v in stats["source"].items())
-    data = (
-        f"Source: {source}.\n\nRows: {json.dumps(train_rows)}.\n\n"
-        f"Packed into {stats['train_packing']['packed_rows']} rows of {config.data.max_length} tokens "
-        f"(best-fit-decreasing, padding efficiency {stats['train_packing']['padding_efficiency']:.3f}); "
-        "loss on assistant tokens only."
-    )
+    packing = stats["train_packing"]
     losses = [r["loss"] for r in logged_records(s)] or [float("nan")]
     results = (
         f"{s.step} optimizer steps on {s.world} workers; train loss {losses[0]:.4f} -> {losses[-1]:.4f}"
         + (f"; eval loss {eval_loss:.4f}" if eval_loss is not None else "")
         + "."
     )
-    usage = (
-        "```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n"
-        "tok = AutoTokenizer.from_pretrained(PATH)\nmodel = AutoModelForCausalLM.from_pretrained(PATH)\n```"
+    recipe = (
+        "aloe SFT recipe (Ray Train + FSDP2): rows rendered with the chat template, loss on assistant "
+        f"tokens only, packed into {packing['packed_rows']} rows of {config.data.max_length} tokens "
+        f"(best-fit-decreasing, per-sample position ids; padding efficiency "
+        f"{packing['padding_efficiency']:.3f})."
     )
-    return model_card(
+    return training_facts(
+        "sft",
         title=f"{Path(config.output_dir).name}: SFT of {Path(config.model.path).name}",
         base_model=config.model.path,
-        tags=["aloe", "sft", "medical"],
-        sections={
-            "Training data": data,
-            "Training procedure": "aloe SFT recipe (Ray Train + FSDP2). Config:\n\n```yaml\n"
-            + yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-            + "```",
-            "Results": results,
-            "Usage": usage,
-            "Limitations": "Research artefact; not for clinical decisions.",
-        },
+        config=config.model_dump(mode="json"),
+        data=stats,
+        recipe=recipe,
+        results=results,
     )
