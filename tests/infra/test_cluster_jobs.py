@@ -4,6 +4,9 @@
 * the data pipeline on the embedded corpus, submitted as a job, equals a local run: the same ids, rows and
   drop counts per stage;
 * SFT with 2 Ray Train workers, submitted as a job, completes and exports a model that loads;
+* DPO (two stages) submitted as a job exports both stage models, the second started from the first;
+* `aloe eval run` submitted as a job, its model passes in Ray Data actors on the cluster, gives exactly the
+  predictions of an in-process run;
 * a worker node SIGKILLed mid-job (every process of it): the job completes with exact accounting, or fails
   with a clear message and completes on resubmission with the same output (runs last: the cluster is
   one node short afterwards).
@@ -31,7 +34,7 @@ from aloe_data.pipeline.runner import run_pipeline
 from aloe_fixtures.corpus import write_sample
 from aloe_fixtures.demo import sample_pipeline
 
-pytestmark = pytest.mark.slow  # a 3-node cluster and four jobs: CI's second step
+pytestmark = pytest.mark.slow  # a 3-node cluster and six jobs: CI's second step
 
 STAGES = ["01-ingest", "02-clean", "03-exact-dedup", "04-fuzzy-dedup", "05-decontaminate"]
 SFT_STEPS = 4
@@ -141,6 +144,65 @@ def test_sft_job_with_two_workers_exports_a_model_that_loads(cluster, cluster_ru
     )
     generated = model.generate(**prompt, max_new_tokens=4, do_sample=False)
     assert generated.shape[1] > prompt["input_ids"].shape[1]
+
+
+def test_two_stage_dpo_job_exports_both_stages(cluster, ray_session, tiny_model_dir, tmp_path):
+    write_sample(tmp_path / "sample", rows=700, seed=2)
+    raw = sample_pipeline(tmp_path / "sample", "preference", stages=[])
+    preference = validate_config(PipelineConfig, raw)
+    run_pipeline(preference, tmp_path / "preference")
+    data = {"path": str(tmp_path / "preference"), "max_length": 256, "max_prompt_length": 128}
+    stages = [
+        {"name": name, "data": data | {"where": {"category": categories}}, "optim": {"lr": 5e-3},
+         "train": {"micro_batch_size": 2, "max_steps": 2}}
+        for name, categories in (("general", ["factual", "unhelpful"]), ("safety", ["safety_refusal"]))
+    ]  # fmt: skip
+    config = {
+        "model": {"path": str(tiny_model_dir)},
+        "output_dir": str(tmp_path / "dpo"),
+        "stages": stages,
+        "scaling": {"num_workers": 2, "cpus_per_worker": 1, "use_gpu": False},
+    }
+    path = tmp_path / "dpo.yaml"
+    path.write_text(yaml.safe_dump(config))
+    done = cluster.submit("aloe", "train", "dpo", str(path))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads((tmp_path / "dpo" / "summary.json").read_text())
+    assert [s["stage"] for s in summary["stages"]] == ["general", "safety"]
+    assert [s["steps"] for s in summary["stages"]] == [2, 2]
+    facts = json.loads((tmp_path / "dpo" / "safety" / "model" / "aloe_card.json").read_text())
+    assert facts["base_model"] == str(tmp_path / "dpo" / "general" / "model")
+    AutoModelForCausalLM.from_pretrained(summary["model"])
+
+
+def test_eval_job_with_actors_on_the_cluster_equals_an_in_process_run(cluster, tiny_model_dir, tmp_path):
+    from aloe_infer.eval.config import EvalConfig
+    from aloe_infer.eval.run import run_eval
+
+    write_sample(tmp_path / "sample", rows=600, seed=4)
+    config = {
+        "engine": {"type": "hf", "model": str(tiny_model_dir), "dtype": "float32"},
+        "benchmarks": str(tmp_path / "sample" / "benchmarks"),
+        "strategy": "zero-shot",
+        # One whole-CPU actor: two half-CPU actors, one per 1-CPU worker node, would leave no node a whole
+        # CPU for Ray Data's 1-CPU tasks that feed them (the pass then waits forever).
+        "actors": {"mode": "ray", "batch_size": 4, "concurrency": 1, "cpus_per_actor": 1},
+    }
+    path = tmp_path / "eval.yaml"
+    path.write_text(yaml.safe_dump(config))
+    done = cluster.submit("aloe", "eval", "run", str(path), "--out", str(tmp_path / "job"))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    local = EvalConfig.model_validate(config | {"actors": {"mode": "local", "batch_size": 4}})
+    expected = run_eval(local, tmp_path / "local")
+    got = json.loads((tmp_path / "job" / "results.json").read_text())
+    assert got["benchmarks"]["aloebench"]["n"] == expected["benchmarks"]["aloebench"]["n"] > 10
+    assert got["benchmarks"]["aloebench"]["correct"] == expected["benchmarks"]["aloebench"]["correct"]
+
+    def answers(run: Path) -> dict[str, str]:
+        rows = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
+        return {r["id"]: r["prediction"] for r in rows}
+
+    assert answers(tmp_path / "job") == answers(tmp_path / "local")
 
 
 def test_a_worker_node_killed_mid_job_loses_nothing(cluster, pipeline_file, local_run, tmp_path):
