@@ -25,10 +25,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from aloe_core.config import StrictModel
 from aloe_core.errors import AloeError, InputError
+from aloe_core.storage import is_uri
 from aloe_infer.sampling import GenerationResult, SamplingParams
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,18 @@ class EngineConfig(StrictModel):
     vllm_args: dict[str, Any] = Field(default_factory=dict)  # (vllm) any other vllm.LLM argument
     max_batch_size: int = Field(64, ge=1)  # (hf) sequences decoded together
     max_batch_tokens: int = Field(65536, ge=1)  # (hf) padded prompt + generation tokens per batch
+
+    @field_validator("model")
+    @classmethod
+    def _local_model(cls, value: str) -> str:
+        # Engines (transformers, vLLM, in Ray actors on any node) open a local folder; a model exported
+        # to object storage is read through a local copy only by aloe train so far.
+        if is_uri(value):
+            raise ValueError(
+                f"{value}: engines load local model folders, not URIs yet; download it first "
+                "(e.g. aws s3 cp --recursive URI DIR) and pass DIR"
+            )
+        return value
 
     @model_validator(mode="after")
     def _tensor_parallel_needs_vllm(self) -> EngineConfig:
