@@ -86,3 +86,11 @@ def test_an_engine_model_on_a_uri_is_a_one_line_error(s3_endpoint, s3_bucket, sh
         f"engine.model: Value error, {model}: engines load local model folders, not URIs yet; download it "
         "first (e.g. aws s3 cp --recursive URI DIR) and pass DIR"
     )
+
+
+def test_a_rag_index_on_a_uri_is_a_one_line_error(tmp_path):
+    done = aloe({}, "infer", "index", "--corpus", str(tmp_path), "--out", "s3://b/index")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "aloe: error: --out: s3://b/index: RAG indexes are written to a local or shared folder, not a URI yet"
+    )

@@ -77,6 +77,8 @@ class EngineConfig(StrictModel):
 
 def check_model_dir(path: str | Path) -> Path:
     """``path`` as a Path if it is a model folder; raises InputError naming what is missing."""
+    if is_uri(path):  # a model path that no config validated (EngineConfig refuses URIs itself)
+        raise InputError(f"{path}: a URI; engines load local model folders only (download it first)")
     path = Path(path)
     if not path.is_dir():
         raise InputError(f"{path}: model folder not found (engines load local folders only)")
