@@ -5,8 +5,9 @@ Every command runs as a user runs it: ``aloe ...`` in a subprocess whose environ
 and fake keys, with its own local Ray (workers take their credentials from their environment, as on a
 cluster). The SFT run on the bucket is compared with the same run into a local folder: same steps, same
 losses, bit-identical exported weights. Its rerun resumes from the checkpoint on the bucket and trains
-no step. DPO then starts from the SFT model on the bucket (``model.path: s3://...``), writes both stages
-there (the second starting from the first's export on the bucket), and a rerun skips both.
+no step; ``resume_from`` its step-2 checkpoint on the bucket continues it to the same weights. DPO then
+starts from the SFT model on the bucket (``model.path: s3://...``), writes both stages there (the second
+starting from the first's export on the bucket), and a rerun skips both.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from aloe_fixtures.corpus import write_sample
 from aloe_fixtures.demo import sample_pipeline
 from aloe_train.metrics import read_metrics
 
-pytestmark = pytest.mark.slow  # seven commands, each with its own local Ray: CI's second step
+pytestmark = pytest.mark.slow  # eight commands, each with its own local Ray: CI's second step
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs" / "train"
@@ -186,10 +187,36 @@ def test_a_rerun_on_s3_resumes_its_last_checkpoint_and_trains_no_step(
     assert [r["step"] for r in train_records(tmp_path / "metrics.jsonl")] == list(range(1, SFT_STEPS + 1))
 
 
-def test_dpo_from_a_model_on_s3_into_s3_runs_both_stages_and_a_rerun_skips_them(
-    s3_env, commands, sft_s3, data_runs, new_s3_bucket, tmp_path
+def test_resume_from_a_checkpoint_on_s3_continues_it_to_the_same_weights(
+    s3_env, commands, sft_s3, tiny_model_dir, data_runs, new_s3_bucket, tmp_path
 ):
-    out = new_s3_bucket() + "/runs/dpo"
+    """``resume_from`` the bucket run's step-2 checkpoint, into another bucket: only step 3 is trained,
+    with the same loss, and the export equals the uninterrupted run's bit for bit."""
+    out = new_s3_bucket() + "/runs/sft-resumed"
+    settings = [
+        f"model.path={tiny_model_dir}", f"data.path={data_runs['sft']}", *SFT_SETTINGS,
+        f"resume_from={sft_s3}/checkpoints/checkpoint-000002",
+    ]  # fmt: skip
+    commands.run("train", "sft", str(CONFIGS / "tiny_sft_cpu.yaml"), "--out", out,
+                 *(f"--set={s}" for s in settings))  # fmt: skip
+    for run, name in ((out, "resumed"), (sft_s3, "reference")):
+        storage.download_file(run + "/metrics.jsonl", tmp_path / name / "metrics.jsonl")
+        storage.download_file(run + "/model/model.safetensors", tmp_path / name / "model.safetensors")
+    resumed, reference = (train_records(tmp_path / n / "metrics.jsonl") for n in ("resumed", "reference"))
+    assert resumed == [r for r in reference if r["step"] == SFT_STEPS]
+    a, b = (load_file(tmp_path / n / "model.safetensors") for n in ("resumed", "reference"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def dpo_out(new_s3_bucket) -> str:
+    return new_s3_bucket() + "/runs/dpo"
+
+
+def test_dpo_from_a_model_on_s3_into_s3_runs_both_stages_and_a_rerun_skips_them(
+    s3_env, commands, sft_s3, data_runs, dpo_out, tmp_path
+):
+    out = dpo_out
     settings = [f"model.path={sft_s3}/model", *DPO_SETTINGS] + [
         f"stages.{stage}.data.path={data_runs['preference']}" for stage in ("general", "safety")
     ]
@@ -223,3 +250,15 @@ def test_dpo_from_a_model_on_s3_into_s3_runs_both_stages_and_a_rerun_skips_them(
     assert {k: v for k, v in after.items() if k not in rewritten} == {
         k: v for k, v in before.items() if k not in rewritten
     }
+
+
+def test_no_secret_in_any_log_or_object(s3_env, s3_endpoint, commands, sft_s3, dpo_out):
+    """Runs last (file order): every command above ran with the secret in its environment, and pickled
+    filesystems went to Ray's controller and workers."""
+    secret = s3_endpoint["AWS_SECRET_ACCESS_KEY"].encode()
+    searched = [*commands.logs.glob("*.log"), *Path(commands.env["RAY_TMPDIR"]).rglob("*")]
+    files = [p for p in searched if p.is_file() and not p.is_symlink()]
+    assert commands.count >= 8 and len(files) > 20
+    assert [str(p) for p in files if secret in p.read_bytes()] == []
+    keys = [f"{root}/{key}" for root in (sft_s3, dpo_out) for key in objects(root)]
+    assert len(keys) > 40 and [k for k in keys if secret in storage.read_bytes(k)] == []
