@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from aloe_core import storage
-from aloe_core.atomic import atomic_write_json, remove_debris
+from aloe_core.atomic import atomic_write_json, remove_debris, upload_dir
 from aloe_core.errors import InputError
 from aloe_core.manifest import Manifest
 from aloe_core.shards import resolve_inputs
@@ -103,3 +104,61 @@ def test_uri_wildcards_only_in_the_last_part(s3_bucket):
 def test_local_paths_keep_their_pathlib_form(tmp_path):
     assert storage.join(tmp_path, "a", "b") == str(tmp_path / "a" / "b")
     assert storage.location("s3://b/run") == "s3://b/run" and storage.location("run") == type(tmp_path)("run")
+
+
+def test_upload_dir_puts_the_marker_last_and_drops_what_the_new_folder_lacks(s3_bucket, tmp_path):
+    """An exported model on a URI: every file one object, config.json (the file readers check) last."""
+    target = s3_bucket + "/out/model"
+    old = tmp_path / "old"
+    for name, data in {
+        "config.json": b"{}",
+        "model-1-of-2.safetensors": b"a",
+        "tok/vocab.json": b"v",
+    }.items():
+        (old / name).parent.mkdir(parents=True, exist_ok=True)
+        (old / name).write_bytes(data)
+    assert upload_dir(old, target, last="config.json") == target
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "config.json").write_bytes(b'{"new": 1}')
+    (new / "model.safetensors").write_bytes(b"b" * 100)
+
+    order = []
+    put = storage.upload_file
+
+    def recording(local, path):
+        order.append(storage.name_of(path))
+        put(local, path)
+
+    with pytest.MonkeyPatch.context() as patch:  # records the order only; the real upload runs
+        patch.setattr(storage, "upload_file", recording)
+        upload_dir(new, target, last="config.json")
+    assert order == ["model.safetensors", "config.json"]
+    _, inner = storage.resolve(target)
+    assert [i.path.removeprefix(inner + "/") for i in storage.list_tree(target)] == [
+        "config.json",
+        "model.safetensors",
+    ]
+    assert storage.read_bytes(target + "/config.json") == b'{"new": 1}'
+    with pytest.raises(FileNotFoundError, match=r"has no config\.json"):
+        upload_dir(tmp_path / "old" / "tok", target, last="config.json")
+
+
+def test_local_copy_downloads_a_uri_folder_once_and_again_when_it_changes(s3_bucket, tmp_path, monkeypatch):
+    monkeypatch.setenv("ALOE_CACHE_DIR", str(tmp_path / "cache"))
+    folder = s3_bucket + "/models/m"
+    storage.put_object(folder + "/config.json", b"{}")
+    storage.put_object(folder + "/sub/tokenizer.json", b"tok")
+    assert storage.local_copy(tmp_path / "here") == str(tmp_path / "here")  # local paths as given
+
+    first = Path(storage.local_copy(folder))
+    assert first.parent == tmp_path / "cache" / "uri" and first.name.startswith("m-")
+    assert (first / "config.json").read_bytes() == b"{}"
+    assert (first / "sub" / "tokenizer.json").read_bytes() == b"tok"
+    assert storage.local_copy(folder) == str(first)  # unchanged: the same copy, nothing downloaded
+    storage.put_object(folder + "/config.json", b'{"v": 2}')
+    second = Path(storage.local_copy(folder))
+    assert second != first and (second / "config.json").read_bytes() == b'{"v": 2}'
+    assert [p.name for p in (tmp_path / "cache" / "uri").iterdir() if p.name.startswith(".")] == []
+    with pytest.raises(InputError, match="no file under this URI"):
+        storage.local_copy(s3_bucket + "/models/none")

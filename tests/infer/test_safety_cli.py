@@ -23,15 +23,18 @@ def aloe(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def safety_args(model: Path, out: str) -> list[str]:
+    return [
+        "eval", "safety", "--model", str(model), "--judge", str(model), "--local", "--held-out", "distractor",
+        "--set", "prompts.requests_per_topic=1", "--set", "prompts.styles=[direct, distractor]",
+        "--set", "generation.max_tokens=24", "--set", "judge.max_tokens=24", "--out", out,
+    ]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def safety_run(tiny_model_dir, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     run = tmp_path_factory.mktemp("safety") / "run"
-    done = aloe(
-        "eval", "safety", "--model", str(tiny_model_dir), "--judge", str(tiny_model_dir), "--local",
-        "--held-out", "distractor",
-        "--set", "prompts.requests_per_topic=1", "--set", "prompts.styles=[direct, distractor]",
-        "--set", "generation.max_tokens=24", "--set", "judge.max_tokens=24", "--out", str(run),
-    )  # fmt: skip
+    done = aloe(*safety_args(tiny_model_dir, str(run)))
     assert done.returncode == 0, done.stderr[-3000:]
     return run, done
 
@@ -83,6 +86,33 @@ def test_compare_and_pairs_from_the_run(safety_run, tmp_path):
         r["answer"].strip()[:30] for r in read_predictions(run) if r["answer"] and r["answer"].strip()[:30]
     ]
     assert not [p for p in leaked if len(p) >= 12 and p in done.stdout + done.stderr]
+
+
+def test_a_run_into_s3_equals_the_local_run_and_compares_there(safety_run, tiny_model_dir, s3_bucket):
+    """``--out s3://...`` (moto's server on 127.0.0.1; this process's environment, which s3_bucket set,
+    reaches the subprocess): the same files and verdicts as the local run, and safety-compare between a
+    local and an S3 run writing its comparison to S3."""
+    from aloe_core import storage
+
+    run, _ = safety_run
+    out = s3_bucket + "/safety/run"
+    done = aloe(*safety_args(tiny_model_dir, out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"report: {out}/results.json" in done.stdout
+    names = {"config.json", "predictions.jsonl", "results.json", "results.md", "heatmap.png"}
+    assert {storage.name_of(i.path) for i in storage.list_tree(out)} == names
+    remote = json.loads(storage.read_text(out + "/results.json"))
+    here = json.loads((run / "results.json").read_text())
+    assert {k: v for k, v in remote.items() if k != "seconds"} == {
+        k: v for k, v in here.items() if k != "seconds"
+    }
+    assert read_predictions(out) == read_predictions(run)
+
+    done = aloe("eval", "safety-compare", str(run), out, "--out", s3_bucket + "/safety/cmp")
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(storage.read_text(s3_bucket + "/safety/cmp/compare.json"))
+    assert (result["paired"], result["difference"], result["after"]) == (24, 0.0, out)
+    assert storage.read_bytes(s3_bucket + "/safety/cmp/compare.png").startswith(b"\x89PNG")
 
 
 def test_missing_out_is_a_one_line_error(tiny_model_dir):

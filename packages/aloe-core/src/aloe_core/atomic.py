@@ -21,6 +21,10 @@ completes): readers see the old object or the new, never a part. So the rule the
    folders that held them, see :func:`aloe_core.storage.remove`). After the commits, not before: a
    stage's folder then always holds its committed attempt when the old one goes.
 
+A folder that readers open by name rather than through a manifest (an exported model, read by
+``from_pretrained``) is uploaded by :func:`upload_dir`: each file one PUT, the file readers check for
+(``config.json`` for a model) last, so a reader that finds it finds every other file too.
+
 Local paths keep the rename-based writes above (same names, same bytes as before object storage).
 """
 
@@ -29,6 +33,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import posixpath
 import re
 import shutil
 import tempfile
@@ -94,6 +99,35 @@ def publish_dir(staging: str | Path, target: str | Path) -> Path:
     staging.rename(target)
     if old is not None:
         shutil.rmtree(old)
+    return target
+
+
+def upload_dir(local: str | Path, target: str, *, last: str) -> str:
+    """Upload the finished local folder ``local`` to the URI ``target`` (which has no rename), so that a
+    reader that sees ``target/last`` sees the whole new folder; returns ``target``.
+
+    Order: the old ``last`` is deleted (readers stop trusting the old folder), every other file is put
+    (one PUT each: no object is ever half-written), objects under ``target`` the new folder does not
+    have (an older export's extra shards) are deleted, and ``last`` is put at the end: that PUT is the
+    commit. A kill before it leaves a folder without ``last``, which a rerun overwrites.
+
+    Raises:
+        FileNotFoundError: ``local`` has no ``last`` file.
+    """
+    local = Path(local)
+    if not (local / last).is_file():
+        raise FileNotFoundError(f"{local / last}: the folder to upload has no {last}")
+    names = sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file())
+    storage.remove(storage.join(target, last))
+    for name in names:
+        if name != last:
+            storage.upload_file(local / name, storage.join(target, name))
+    _, inner = storage.resolve(target)
+    for item in storage.list_tree(target):
+        name = posixpath.relpath(item.path, inner)
+        if name not in names:
+            storage.remove(storage.join(target, name))
+    storage.upload_file(local / last, storage.join(target, last))
     return target
 
 

@@ -237,3 +237,97 @@ def remove(path: PathLike) -> None:
         fs.delete_dir(inner)
     elif kind == pafs.FileType.File:
         fs.delete_file(inner)
+
+
+def list_tree(path: PathLike) -> list[pafs.FileInfo]:
+    """Every file under ``path`` at any depth (sorted by path); empty if it is missing. Each FileInfo
+    has ``path`` (on the filesystem :func:`resolve` gives), ``size`` and ``mtime``."""
+    import pyarrow.fs as pafs
+
+    fs, inner = resolve(path)
+    infos = fs.get_file_info(pafs.FileSelector(inner, recursive=True, allow_not_found=True))
+    return sorted((i for i in infos if i.type == pafs.FileType.File), key=lambda i: i.path)
+
+
+_CHUNK = 8 << 20  # bytes per read/write while copying a file between filesystems
+
+
+def upload_file(local: PathLike, path: PathLike) -> None:
+    """Copy the local file ``local`` to ``path`` as one object (streamed, so a model shard of several GB
+    never sits in memory; on an object store the object appears whole when the upload completes)."""
+    import shutil
+
+    with open(local, "rb") as source, open_output(path) as target:
+        shutil.copyfileobj(source, target, _CHUNK)
+
+
+def download_file(path: PathLike, local: PathLike) -> None:
+    """Copy the file ``path`` (local or URI) to the local file ``local`` (its folder made first)."""
+    import shutil
+
+    os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
+    with open_input(path) as source, open(local, "wb") as target:
+        shutil.copyfileobj(source, target, _CHUNK)
+
+
+def download_folder(path: PathLike, local: PathLike) -> list[str]:
+    """Copy every file under ``path`` into the local folder ``local``, keeping the relative layout;
+    returns the relative names copied. pyarrow's empty ``FOLDER/`` markers are no files and are skipped."""
+    _, inner = resolve(path)
+    names = []
+    for item in list_tree(path):
+        name = posixpath.relpath(item.path, inner)
+        download_file(join(path, name) if is_uri(path) else item.path, Path(local, name))
+        names.append(name)
+    return names
+
+
+def cache_root() -> Path:
+    """Where local copies of URI folders live: ``$ALOE_CACHE_DIR``, else ``~/.cache/aloe`` (XDG)."""
+    root = os.environ.get("ALOE_CACHE_DIR")
+    if root:
+        return Path(root).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "aloe")
+
+
+def local_copy(path: PathLike) -> str:
+    """``path`` as a local folder for libraries that only read local files (transformers'
+    ``from_pretrained``, tokenizers): a local path as given; a URI folder (a model exported to
+    ``s3://...``) downloaded once into :func:`cache_root` ``/uri/`` and that copy's path.
+
+    The copy is named after the URI and its listing (every file's name, size and modification time), so
+    a folder rewritten on the store is fetched again and an unchanged one never is, in every process
+    that asks (each Ray worker, each node). It is downloaded into a hidden staging sibling and renamed
+    into place: a concurrent reader sees no copy or a whole one; of two processes downloading at once,
+    the second to finish discards its own. Old copies are not removed (delete the cache to free space).
+
+    Raises:
+        InputError: naming ``path`` when nothing is stored under it.
+    """
+    import hashlib
+    import json
+    import shutil
+    import tempfile
+
+    if not is_uri(path):
+        return str(path)
+    files = list_tree(path)
+    if not files:
+        raise InputError(f"{path}: no file under this URI (a model folder is expected there)")
+    listing = [(i.path, i.size, i.mtime_ns) for i in files]
+    digest = hashlib.sha256(json.dumps([str(path).rstrip("/"), listing]).encode()).hexdigest()[:24]
+    target = cache_root() / "uri" / f"{name_of(path)}-{digest}"
+    if target.is_dir():
+        return str(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        download_folder(path, staging)
+        staging.chmod(0o755)
+        staging.rename(target)
+    except OSError:
+        if not target.is_dir():  # not a lost race with another process: a real failure
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return str(target)

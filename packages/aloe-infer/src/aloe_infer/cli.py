@@ -88,14 +88,17 @@ def _rag_config(config: Path | None, overrides: list[str] | None, **flags: objec
 @app.command()
 def index(
     corpus: Annotated[Path, typer.Option("--corpus", help="A .jsonl/.json/.parquet file or a folder.")],
-    out: Annotated[
-        Path, typer.Option("--out", help="Index folder (replaced atomically; reused files kept).")
-    ],
+    out: Annotated[str, typer.Option("--out", help="Index folder (replaced atomically; reused files kept).")],
     config: ConfigOption = None,
     overrides: SetOption = None,
 ) -> None:
     """Chunk, embed (Ray Data actors) and index a corpus: FAISS + BM25 + Parquet chunks with provenance."""
+    from aloe_core.errors import ConfigError
+    from aloe_core.storage import is_uri
     from aloe_infer.retrieval import build_index
+
+    if is_uri(out):  # the index is built in a staging folder and renamed into place
+        raise ConfigError(f"--out: {out}: RAG indexes are written to a local or shared folder, not a URI yet")
 
     rag = _rag_config(config, overrides)
     manifest = build_index(corpus, out, rag.index)

@@ -25,10 +25,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from aloe_core.config import StrictModel
 from aloe_core.errors import AloeError, InputError
+from aloe_core.storage import is_uri
 from aloe_infer.sampling import GenerationResult, SamplingParams
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,18 @@ class EngineConfig(StrictModel):
     max_batch_size: int = Field(64, ge=1)  # (hf) sequences decoded together
     max_batch_tokens: int = Field(65536, ge=1)  # (hf) padded prompt + generation tokens per batch
 
+    @field_validator("model")
+    @classmethod
+    def _local_model(cls, value: str) -> str:
+        # Engines (transformers, vLLM, in Ray actors on any node) open a local folder; a model exported
+        # to object storage is read through a local copy only by aloe train so far.
+        if is_uri(value):
+            raise ValueError(
+                f"{value}: engines load local model folders, not URIs yet; download it first "
+                "(e.g. aws s3 cp --recursive URI DIR) and pass DIR"
+            )
+        return value
+
     @model_validator(mode="after")
     def _tensor_parallel_needs_vllm(self) -> EngineConfig:
         if self.type == "hf" and self.tensor_parallel_size > 1:
@@ -64,6 +77,8 @@ class EngineConfig(StrictModel):
 
 def check_model_dir(path: str | Path) -> Path:
     """``path`` as a Path if it is a model folder; raises InputError naming what is missing."""
+    if is_uri(path):  # a model path that no config validated (EngineConfig refuses URIs itself)
+        raise InputError(f"{path}: a URI; engines load local model folders only (download it first)")
     path = Path(path)
     if not path.is_dir():
         raise InputError(f"{path}: model folder not found (engines load local folders only)")

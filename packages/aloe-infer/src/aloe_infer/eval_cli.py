@@ -19,7 +19,10 @@ app = typer.Typer(
 @app.command("run")
 def run_command(
     config: Annotated[Path | None, typer.Argument(help="Eval config YAML (see configs/eval/).")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")] = Path("eval-run"),
+    # A str, not a Path: a Path would fold the // of an s3:// URI.
+    out: Annotated[
+        str, typer.Option("--out", "-o", help="Run folder or s3:// / gs:// URI to write.")
+    ] = "eval-run",
     model: Annotated[str | None, typer.Option(help="Model folder (sets engine.model).")] = None,
     benchmarks: Annotated[
         str | None, typer.Option(help="Folder of <name>_<split>.json benchmark files.")
@@ -58,7 +61,7 @@ def run_command(
     _print_runs(runs, out)
 
 
-def _print_runs(runs: dict[str, dict], out: Path) -> None:
+def _print_runs(runs: dict[str, dict], out: str) -> None:
     """Accuracy per benchmark and aggregate, one column per strategy."""
     rows: dict[str, list[str]] = {}
     for results in runs.values():
@@ -72,14 +75,18 @@ def _print_runs(runs: dict[str, dict], out: Path) -> None:
         typer.echo((f"{'':>12}  " + "  ".join(f"{s:<30}" for s in runs)).rstrip())
     for name, cells in rows.items():
         typer.echo(f"{name:>12}: " + "  ".join(f"{c:<30}" for c in cells).rstrip())
-    typer.echo(f"results: {out / ('comparison.md' if len(runs) > 1 else 'results.json')}")
+    from aloe_core.storage import join
+
+    typer.echo(f"results: {join(out, 'comparison.md' if len(runs) > 1 else 'results.json')}")
 
 
 @app.command("compare")
 def compare_command(
-    runs: Annotated[list[Path], typer.Argument(help="Two or more eval run folders; the first is the base.")],
+    runs: Annotated[
+        list[str], typer.Argument(help="Two or more eval run folders or URIs; the first is the base.")
+    ],
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Folder for comparison.md/json and the chart.")
+        str | None, typer.Option("--out", "-o", help="Folder or URI for comparison.md/json and the chart.")
     ] = None,
 ) -> None:
     """Side-by-side accuracies and paired McNemar tests of each run against the first."""

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import yaml
 
+from aloe_core import storage
 from aloe_core.atomic import atomic_write_json, atomic_write_text
 
 CardKind = Literal["sft", "dpo", "merge"]
@@ -231,9 +232,9 @@ def render_card(facts: dict[str, Any], license_id: str) -> str:
 
 def _base_license(base_model: str) -> str:
     """The license in the base model's own card front matter, else ``unknown``."""
-    card = Path(base_model) / CARD
-    if card.is_file():
-        text = card.read_text(encoding="utf-8")
+    card = storage.join(base_model, CARD)  # a local folder or a URI
+    if storage.is_file(card):
+        text = storage.read_text(card)
         if text.startswith("---"):
             front = yaml.safe_load(text.split("---", 2)[1]) or {}
             if isinstance(front, dict) and front.get("license"):

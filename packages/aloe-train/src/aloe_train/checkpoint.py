@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import torch
 
+from aloe_core import storage
 from aloe_core.atomic import publish_dir, staging_dir
 from aloe_core.errors import ConfigError, InputError
 from aloe_train.cards import write_model_card
@@ -125,10 +126,22 @@ def _load_worker_state(directory: Path, rank: int) -> dict[str, Any]:
 @contextmanager
 def resume_directory(resume_from: str | None) -> Iterator[Path | None]:
     """The checkpoint to resume from: Ray's latest for this run (after a worker failure or a re-run of the
-    same output folder) first, else ``resume_from``, else None."""
+    same output folder) first, else ``resume_from``, else None.
+
+    Ray finds its latest checkpoint in the run's storage (the snapshot it keeps beside the checkpoints,
+    through the filesystem the run was given: a URI's too) and downloads one on a URI into a local
+    temporary folder; a ``resume_from`` URI is read the same way, as a Ray checkpoint on that filesystem.
+    """
     import ray.train
 
     checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None and resume_from is not None and storage.is_uri(resume_from):
+        if not storage.is_file(storage.join(resume_from, TRAINER_STATE)):
+            raise InputError(
+                f"resume_from: {resume_from} has no {TRAINER_STATE}; point it at a checkpoint-NNNNNN folder"
+            )
+        filesystem, path = storage.resolve(resume_from)
+        checkpoint = ray.train.Checkpoint(path, filesystem=filesystem)
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             yield Path(directory)
@@ -196,8 +209,8 @@ def export_hf_model(
     The folder has safetensors weights, ``config.json`` (``use_cache`` back on), the base model's
     tokenizer (with ``chat_template`` if given) and generation config, and the model card (``README.md``
     made from the ``card`` facts by :func:`aloe_train.cards.write_model_card`).
-    It is written next to ``out_dir`` and renamed into place, so a crash never leaves a half-written
-    model. Returns ``out_dir`` on rank 0.
+    It is written next to ``out_dir`` (a local folder: on a URI output, the caller uploads it) and
+    renamed into place, so a crash never leaves a half-written model. Returns ``out_dir`` on rank 0.
     """
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
@@ -226,6 +239,7 @@ def _write_hf_folder(
 ) -> None:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
+    base_model = storage.local_copy(base_model)  # a base model on a URI: its cached local copy
     config = AutoConfig.from_pretrained(base_model)
     target = DTYPES.get(dtype) or _config_dtype(config)
     config.use_cache = True

@@ -17,6 +17,8 @@ from pydantic import Field, field_validator, model_validator
 from aloe_core.config import StrictModel
 from aloe_core.storage import is_uri
 
+OUTPUT_SCHEMES = ("s3", "gs")  # object stores output_dir may name (pyarrow's S3 and GCS filesystems)
+
 
 class ModelConfig(StrictModel):
     """The model to fine-tune: a Hugging Face folder (config, safetensors, tokenizer with a chat template)."""
@@ -113,13 +115,15 @@ class RecipeConfig(StrictModel):
 
     @field_validator("output_dir")
     @classmethod
-    def _local_output(cls, value: str) -> str:
-        # Inputs (data.path) may be s3:// / gs:// runs; the output folder not yet: the metrics log, the
-        # checkpoint resume scan and the model export still write through the local filesystem.
-        if is_uri(value):
+    def _storage_output(cls, value: str) -> str:
+        # A local or shared folder, or an s3:// / gs:// URI (aloe_train.outputs: checkpoints through Ray
+        # Train's storage filesystem, the other files uploaded one PUT each). Other schemes are refused
+        # here, before any worker starts.
+        scheme = value.split("://", 1)[0]
+        if is_uri(value) and scheme not in OUTPUT_SCHEMES:
             raise ValueError(
-                f"{value}: training writes its output to a local or shared (NFS) folder, not object "
-                "storage yet; data.path may be an s3:// or gs:// run"
+                f"{value}: training writes to a local folder or an {' / '.join(OUTPUT_SCHEMES)} URI, "
+                f"not {scheme}://"
             )
         return value
 

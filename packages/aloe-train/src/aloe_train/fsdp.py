@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
+from aloe_core.storage import local_copy
+
 if TYPE_CHECKING:
     from torch.distributed.device_mesh import DeviceMesh
     from torch.distributed.fsdp import MixedPrecisionPolicy
@@ -68,7 +70,7 @@ def load_causal_lm(path: str, *, attn_implementation: str, activation_checkpoint
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=torch.float32, attn_implementation=attn_implementation
+        local_copy(path), dtype=torch.float32, attn_implementation=attn_implementation
     )
     model.config.use_cache = False
     if activation_checkpointing:

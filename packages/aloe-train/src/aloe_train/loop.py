@@ -32,7 +32,8 @@ import pyarrow as pa
 import torch
 import yaml
 
-from aloe_core.atomic import atomic_write_json, remove_debris
+from aloe_core import storage
+from aloe_core.atomic import atomic_write_json, atomic_write_text, remove_debris
 from aloe_core.errors import AloeError
 from aloe_train.batching import GlobalStep, StepPlan, synchronized_steps
 from aloe_train.checkpoint import (
@@ -57,6 +58,7 @@ from aloe_train.fsdp import (
     worker_device,
 )
 from aloe_train.metrics import MetricsLog, Throughput, plot_loss_curve, read_metrics
+from aloe_train.outputs import METRICS, MODEL, RunFiles
 from aloe_train.shared.stream import DataFacts, PreparedData, move_batch
 from aloe_train.shared.tokenizer import resolve_chat_template, training_tokenizer
 
@@ -120,7 +122,11 @@ def launch(config: RecipeConfig, recipe: str, data: PreparedData) -> dict[str, A
 
     if not ray.train.is_v2_enabled():
         raise AloeError("aloe train needs Ray Train V2 (the default); unset RAY_TRAIN_V2_ENABLED=0")
-    out = Path(config.output_dir)
+    # Checkpoints go where output_dir is, through Ray Train's own storage layer: on a URI, the pyarrow
+    # filesystem aloe_core.storage opens (endpoint from the environment) and the path on it.
+    storage_path, storage_filesystem = config.output_dir, None
+    if storage.is_uri(config.output_dir):
+        storage_filesystem, storage_path = storage.resolve(config.output_dir)
     datasets = data.datasets()
     for ds in datasets.values():
         # Workers re-read these every step/eval: progress bars would flood the driver log.
@@ -139,7 +145,8 @@ def launch(config: RecipeConfig, recipe: str, data: PreparedData) -> dict[str, A
         ),
         run_config=ray.train.RunConfig(
             name=CHECKPOINTS,
-            storage_path=config.output_dir,
+            storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
             failure_config=ray.train.FailureConfig(max_failures=config.scaling.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=config.checkpointing.keep),
         ),
@@ -147,7 +154,7 @@ def launch(config: RecipeConfig, recipe: str, data: PreparedData) -> dict[str, A
         dataset_config=_ingest_config(),
     )
     trainer.fit()
-    return json.loads((out / "summary.json").read_text())
+    return json.loads(storage.read_text(storage.join(config.output_dir, "summary.json")))
 
 
 def materialize_if_no_cpu_left(train: Any, config: RecipeConfig, resources: dict[str, float]) -> Any:
@@ -169,12 +176,17 @@ def materialize_if_no_cpu_left(train: Any, config: RecipeConfig, resources: dict
 def write_run_files(config: RecipeConfig) -> None:
     """``config.yaml`` in the output folder, before anything runs (what was asked, even if it fails).
 
-    Temporary files a killed earlier run left (a half-exported model, a summary being written) go first.
+    Temporary files a killed earlier run left (a half-exported model, a summary being written) go first
+    (on object storage nothing is written under a temporary name: there is none).
     """
+    text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    if storage.is_uri(config.output_dir):
+        atomic_write_text(storage.join(config.output_dir, "config.yaml"), text)
+        return
     out = Path(config.output_dir)
     remove_debris(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    (out / "config.yaml").write_text(text)
 
 
 def _ingest_config() -> Any:
@@ -195,6 +207,7 @@ class Session:
 
     recipe: Recipe
     facts: DataFacts
+    files: RunFiles  # where this process writes the run's files (a scratch folder when output_dir is a URI)
     rank: int
     world: int
     device: torch.device
@@ -256,6 +269,7 @@ def setup(loop_config: dict[str, Any]) -> Session:
     session = Session(
         recipe=recipe,
         facts=facts,
+        files=RunFiles(config.output_dir),
         rank=rank,
         world=world,
         device=device,
@@ -266,9 +280,8 @@ def setup(loop_config: dict[str, Any]) -> Session:
     session.all_reduce = make_all_reduce_sum(device)
     _, session.pad_id = training_tokenizer(config.model.path, config.model.chat_template, check=False)
     restore(session)
-    session.metrics = MetricsLog(
-        Path(config.output_dir) / "metrics.jsonl", rank=rank, resume_step=session.step
-    )
+    metrics = session.files.fetch(METRICS) if rank == 0 and session.step else session.files.local(METRICS)
+    session.metrics = MetricsLog(metrics, rank=rank, resume_step=session.step)
     return session
 
 
@@ -439,6 +452,8 @@ def save(s: Session, metrics: dict[str, Any]) -> None:
         metrics=report,
     )
     s.saved_step = s.step
+    if s.rank == 0:  # the log up to this checkpoint, for a run resumed from it
+        s.files.publish(METRICS)
 
 
 def _report(record: dict[str, Any]) -> None:
@@ -452,43 +467,45 @@ def _maybe_inject_fault(s: Session) -> None:
     fault = s.config.fault_injection
     if fault is None or fault.step != s.step or fault.rank != s.rank:
         return
-    marker = Path(s.config.output_dir) / f".fault-injected-step-{fault.step}"
-    if marker.exists():
+    marker = storage.join(s.config.output_dir, f".fault-injected-step-{fault.step}")
+    if storage.exists(marker):
         return
-    marker.touch()
+    storage.put_object(marker, b"")
     logger.warning("fault_injection: killing rank %d (pid %d) after step %d", s.rank, os.getpid(), s.step)
     os.kill(os.getpid(), signal.SIGKILL)
 
 
 def finish(s: Session) -> None:
-    """Final eval, final checkpoint, HF export, loss curve and summary."""
+    """Final eval, final checkpoint, HF export, loss curve and summary (written last: its presence
+    means the run finished, and on object storage every other file was uploaded before it)."""
     eval_loss = evaluate(s)
     if s.saved_step != s.step:
         save(s, {"step": s.step, "loss": s.last_loss if s.last_loss is not None else float("nan")})
-    out = Path(s.config.output_dir)
+    files = s.files
     export = s.config.export
     model_dir = None
     if export.enabled:
-        model_dir = export_hf_model(
+        written = export_hf_model(
             s.model,
             base_model=s.config.model.path,
-            out_dir=out / "model",
+            out_dir=files.local(MODEL),
             dtype=export.dtype,
             max_shard_size=export.max_shard_size,
             card=s.recipe.card(s, eval_loss),
             kind=s.recipe.name,
             chat_template=resolve_chat_template(s.config.model.chat_template),
         )
+        model_dir = files.publish_model(MODEL) if written is not None else None
     if s.rank == 0:
         title = f"{s.recipe.name.upper()} loss"
-        curve = plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png", title=title)
-        summary = _summary(s, eval_loss, model_dir, curve)
-        atomic_write_json(out / "summary.json", summary)
+        curve = plot_loss_curve(files.local(METRICS), files.local("loss_curve.png"), title=title)
+        files.publish(METRICS)
+        curve_at = files.publish("loss_curve.png") if curve is not None else None
+        summary = _summary(s, eval_loss, model_dir, curve_at)
+        atomic_write_json(files.target("summary.json"), summary)
 
 
-def _summary(
-    s: Session, eval_loss: float | None, model_dir: Path | None, curve: Path | None
-) -> dict[str, Any]:
+def _summary(s: Session, eval_loss: float | None, model_dir: str | None, curve: str | None) -> dict[str, Any]:
     records = logged_records(s)
     last = records[-1] if records else {}
     return {
@@ -496,26 +513,28 @@ def _summary(
         "steps": s.step,
         "planned_steps": s.plan.steps,
         "first_loss": records[0]["loss"] if records else None,
-        "final_loss": s.last_loss,
+        # A rerun of a finished run trains no step: its final loss is the last one the log holds.
+        "final_loss": s.last_loss if s.last_loss is not None else last.get("loss"),
         "eval_loss": eval_loss,
         **{f"final_{name}": last.get(name) for name in s.recipe.stat_names},
         "tokens_per_s": s.throughput.mean,
         "padding_efficiency": s.facts.padding_efficiency,
         "workers": s.world,
-        "checkpoint": str(Path(s.config.output_dir) / CHECKPOINTS / checkpoint_name(s.step)),
-        "model": str(model_dir) if model_dir else None,
-        "loss_curve": str(curve) if curve else None,
+        "checkpoint": storage.join(s.config.output_dir, CHECKPOINTS, checkpoint_name(s.step)),
+        "model": model_dir,
+        "loss_curve": curve,
     }
 
 
 def logged_records(s: Session) -> list[dict[str, Any]]:
     """Train records from the log, not this process's memory: a resumed run did not run the first steps."""
-    return [r for r in read_metrics(Path(s.config.output_dir) / "metrics.jsonl") if "loss" in r]
+    return [r for r in read_metrics(s.files.local(METRICS)) if "loss" in r]
 
 
 def cleanup(s: Session) -> None:
     """Free the model and optimizer before Ray tears the process group down."""
     s.optimizer.zero_grad(set_to_none=True)
+    s.files.close()
     del s.model, s.optimizer
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

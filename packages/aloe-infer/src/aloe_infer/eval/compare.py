@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from aloe_core import storage
 from aloe_core.atomic import atomic_write_json, atomic_write_text
 from aloe_core.errors import InputError
 from aloe_infer.eval.metrics import mcnemar
@@ -20,18 +21,18 @@ from aloe_infer.eval.results import accuracy_chart, read_predictions
 from aloe_infer.eval.run import PREDICTIONS, RESULTS
 
 
-def _load(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _load(run: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     import json
 
-    results_path, predictions_path = run / RESULTS, run / PREDICTIONS
-    if not results_path.is_file() or not predictions_path.is_file():
+    results_path, predictions_path = storage.join(run, RESULTS), storage.join(run, PREDICTIONS)
+    if not storage.is_file(results_path) or not storage.is_file(predictions_path):
         raise InputError(f"{run}: not a finished eval run (no {RESULTS} and {PREDICTIONS})")
-    return json.loads(results_path.read_text(encoding="utf-8")), read_predictions(predictions_path)
+    return json.loads(storage.read_text(results_path)), read_predictions(predictions_path)
 
 
-def _label(run: Path, results: dict[str, Any]) -> str:
-    strategy = results["strategy"]
-    return strategy if run.name == strategy else f"{run.name} ({strategy})"
+def _label(run: str | Path, results: dict[str, Any]) -> str:
+    strategy, name = results["strategy"], storage.name_of(run)
+    return strategy if name == strategy else f"{name} ({strategy})"
 
 
 def _key(p: dict[str, Any]) -> tuple[str, str | None, str]:
@@ -39,16 +40,20 @@ def _key(p: dict[str, Any]) -> tuple[str, str | None, str]:
 
 
 def compare_runs(
-    runs: Sequence[Path], out: Path | None = None, pairs: Sequence[tuple[int, int]] | None = None
+    runs: Sequence[str | Path],
+    out: str | Path | None = None,
+    pairs: Sequence[tuple[int, int]] | None = None,
 ) -> dict[str, Any]:
     """The comparison (and, with ``out``, ``comparison.json``, ``comparison.md`` and ``accuracy.png``).
+
+    Runs and ``out`` may be local folders or URIs (``s3://...``: each file one PUT).
 
     ``pairs``: ``(base, run)`` indexes into ``runs`` to test; default every later run against the first.
     """
     if len(runs) < 2:
         raise InputError("compare needs at least two runs")
-    loaded = [_load(Path(r)) for r in runs]
-    labels = [_label(Path(r), res) for r, (res, _) in zip(runs, loaded, strict=True)]
+    loaded = [_load(r) for r in runs]
+    labels = [_label(r, res) for r, (res, _) in zip(runs, loaded, strict=True)]
     if len(set(labels)) < len(labels):
         labels = [f"{i + 1}: {label}" for i, label in enumerate(labels)]
     pairs = list(pairs) if pairs is not None else [(0, n) for n in range(1, len(runs))]
@@ -88,11 +93,12 @@ def compare_runs(
         "paired": paired,
     }
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "comparison.json", comparison)
-        atomic_write_text(out / "comparison.md", markdown(comparison))
+        storage.makedirs(out)
+        atomic_write_json(storage.join(out, "comparison.json"), comparison)
+        atomic_write_text(storage.join(out, "comparison.md"), markdown(comparison))
         accuracy_chart(
-            out / "accuracy.png", {label: res for label, (res, _) in zip(labels, loaded, strict=True)}
+            storage.join(out, "accuracy.png"),
+            {label: res for label, (res, _) in zip(labels, loaded, strict=True)},
         )
     return comparison
 

@@ -21,7 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from aloe_core.atomic import atomic_write_text
+from aloe_core import storage
+from aloe_core.atomic import atomic_write_bytes, atomic_write_text
 from aloe_infer.eval.benchmarks import REGISTRY, Benchmark
 from aloe_infer.eval.metrics import standard_error, wilson_interval
 
@@ -88,14 +89,14 @@ def aggregates(scores: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def write_predictions(path: Path, predictions: Iterable[Mapping[str, Any]]) -> None:
+def write_predictions(path: str | Path, predictions: Iterable[Mapping[str, Any]]) -> None:
     lines = "".join(json.dumps(p, ensure_ascii=False, sort_keys=False) + "\n" for p in predictions)
     atomic_write_text(path, lines)
 
 
-def read_predictions(path: Path) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+def read_predictions(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a ``predictions.jsonl`` (a local file or a URI)."""
+    return [json.loads(line) for line in storage.read_text(path).splitlines() if line.strip()]
 
 
 def markdown_table(results: Mapping[str, Any]) -> str:
@@ -127,8 +128,11 @@ def _row(name: str, s: Mapping[str, Any], skipped: object) -> str:
     )
 
 
-def accuracy_chart(path: Path, runs: Mapping[str, Mapping[str, Any]]) -> None:
-    """Bars per benchmark (one colour per run) with Wilson 95% whiskers, written atomically as PNG."""
+def accuracy_chart(path: str | Path, runs: Mapping[str, Mapping[str, Any]]) -> None:
+    """Bars per benchmark (one colour per run) with Wilson 95% whiskers, written atomically as PNG
+    (a local file, or one PUT to a URI)."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -150,7 +154,7 @@ def accuracy_chart(path: Path, runs: Mapping[str, Mapping[str, Any]]) -> None:
     if len(runs) > 1:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
     plt.close(fig)
-    tmp.replace(path)
+    atomic_write_bytes(path, png.getvalue())

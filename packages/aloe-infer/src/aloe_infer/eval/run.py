@@ -4,6 +4,8 @@
 ``predictions.jsonl`` (one line per question), ``results.md`` and ``accuracy.png``. Files are written
 atomically, results last, so a run folder with ``results.json`` is complete. Several strategies
 (:func:`run_strategies`) make one such folder each under ``RUN/`` and their comparison beside them.
+``RUN`` may be a URI (``s3://bucket/eval``): each file is then one PUT (:mod:`aloe_core.atomic`),
+``results.json`` still last.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from aloe_core import storage
 from aloe_core.atomic import atomic_write_json, atomic_write_text, remove_debris
 from aloe_core.errors import ConfigError, InputError
 from aloe_infer.engine import check_model_dir
@@ -91,7 +94,7 @@ def run_eval(config: EvalConfig, out: str | Path, *, engines: dict[str, Any] | N
     """
     if len(config.strategies) != 1:
         raise ConfigError(f"strategy: run_eval runs one strategy, got {list(config.strategies)}")
-    return _run_one(config, _setup(config), Path(out), engines or {})
+    return _run_one(config, _setup(config), storage.location(out), engines or {})
 
 
 def run_strategies(
@@ -110,15 +113,15 @@ def run_strategies(
     """
     from aloe_infer.eval.compare import compare_runs
 
-    out, setup = Path(out), _setup(config)
+    out, setup = storage.location(out), _setup(config)
     strategies = config.strategies
     if len(strategies) == 1:
         return {strategies[0]: _run_one(config, setup, out, engines or {})}
     runs = {}
     for strategy in strategies:
         one = config.model_copy(update={"strategy": (strategy,)})
-        runs[strategy] = _run_one(one, setup, out / strategy, engines or {})
-    compare_runs([out / s for s in strategies], out, pairs=_pairs(strategies))
+        runs[strategy] = _run_one(one, setup, storage.location(storage.join(out, strategy)), engines or {})
+    compare_runs([storage.join(out, s) for s in strategies], out, pairs=_pairs(strategies))
     return runs
 
 
@@ -135,9 +138,9 @@ def _pairs(strategies: tuple[str, ...]) -> list[tuple[int, int]]:
     return pairs
 
 
-def _run_one(config: EvalConfig, setup: _Setup, out: Path, engines: dict[str, Any]) -> dict[str, Any]:
+def _run_one(config: EvalConfig, setup: _Setup, out: str | Path, engines: dict[str, Any]) -> dict[str, Any]:
     (strategy,) = config.strategies
-    out.mkdir(parents=True, exist_ok=True)
+    storage.makedirs(out)
     remove_debris(out)
     ctx = RunContext(
         config=config,
@@ -181,9 +184,9 @@ def _run_one(config: EvalConfig, setup: _Setup, out: Path, engines: dict[str, An
         "code_version": version("aloe-infer"),
         **extra,
     }
-    write_predictions(out / PREDICTIONS, predictions)
-    atomic_write_text(out / "results.md", markdown_table(results))
-    accuracy_chart(out / "accuracy.png", {strategy: results})
-    atomic_write_json(out / RESULTS, results)
+    write_predictions(storage.join(out, PREDICTIONS), predictions)
+    atomic_write_text(storage.join(out, "results.md"), markdown_table(results))
+    accuracy_chart(storage.join(out, "accuracy.png"), {strategy: results})
+    atomic_write_json(storage.join(out, RESULTS), results)
     logger.info("eval: wrote %s (%.1f s, %.2f questions/s)", out, seconds, results["questions_per_second"])
     return results

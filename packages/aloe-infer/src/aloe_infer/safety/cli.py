@@ -81,7 +81,9 @@ def config_data(
 
 def safety_command(
     config: ConfigArg = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder to write.")] = None,
+    out: Annotated[  # a str: a Path would fold the // of an s3:// URI
+        str | None, typer.Option("--out", "-o", help="Run folder or s3:// / gs:// URI to write.")
+    ] = None,
     model: ModelOpt = None,
     prompts: PromptsOpt = None,
     judge: JudgeOpt = None,
@@ -97,6 +99,7 @@ def safety_command(
     """
     from aloe_core.config import validate_config
     from aloe_core.errors import ConfigError
+    from aloe_core.storage import join
     from aloe_infer.safety.report import summary_lines
     from aloe_infer.safety.run import SafetyConfig, run_safety_eval
 
@@ -109,20 +112,23 @@ def safety_command(
     report = run_safety_eval(validate_config(SafetyConfig, data, source), out)
     for line in summary_lines(report):
         typer.echo(line)
-    typer.echo(f"report: {out / 'results.json'}; heatmap: {out / 'heatmap.png'}")
+    typer.echo(f"report: {join(out, 'results.json')}; heatmap: {join(out, 'heatmap.png')}")
 
 
 def safety_compare_command(
-    before: Annotated[Path, typer.Argument(help="Safety run folder before (e.g. before the safety stage).")],
-    after: Annotated[Path, typer.Argument(help="Safety run folder after, on the same prompts.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for compare.json/.md/.png.")],
+    before: Annotated[
+        str, typer.Argument(help="Safety run folder or URI before (e.g. before the safety stage).")
+    ],
+    after: Annotated[str, typer.Argument(help="Safety run folder or URI after, on the same prompts.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Folder or URI for compare.json/.md/.png.")],
 ) -> None:
     """Compare two safety runs prompt by prompt: ASR before and after, per style, exact McNemar test."""
+    from aloe_core.storage import join
     from aloe_infer.safety.report import compare_runs, format_rate
 
     result = compare_runs(before, after, out)
     typer.echo(
         f"ASR {format_rate(result['asr_before'])} -> {format_rate(result['asr_after'])} "
         f"({result['paired']} paired; {result['fixed']} fixed, {result['regressed']} regressed; "
-        f"McNemar p = {result['mcnemar_p']:.3g}); {out / 'compare.md'}"
+        f"McNemar p = {result['mcnemar_p']:.3g}); {join(out, 'compare.md')}"
     )

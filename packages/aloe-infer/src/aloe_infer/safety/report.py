@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from aloe_core import storage
 from aloe_core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from aloe_core.errors import InputError
 from aloe_infer.eval.metrics import mcnemar, standard_error, wilson_interval
@@ -217,11 +218,11 @@ def read_predictions(run: str | Path) -> list[dict[str, Any]]:
     Raises:
         InputError: the folder has no results file, or a line is not JSON (naming the line).
     """
-    path = Path(run) / PREDICTIONS
-    if not path.is_file():
+    path = storage.join(run, PREDICTIONS)  # a local folder or a URI
+    if not storage.is_file(path):
         raise InputError(f"{run}: not a safety run folder (no {PREDICTIONS}); run `aloe eval safety` first")
     records = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for line_no, line in enumerate(storage.read_text(path).splitlines(), 1):
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError as exc:
@@ -229,19 +230,21 @@ def read_predictions(run: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def write_predictions(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
-    """The per-prompt JSONL, readable by its owner only: it holds answers to harmful requests."""
+def write_predictions(path: str | Path, records: Sequence[Mapping[str, Any]]) -> None:
+    """The per-prompt JSONL, readable by its owner only: it holds answers to harmful requests (on a URI
+    one PUT, readable by whom the bucket's policy lets read it)."""
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     atomic_write_bytes(path, text.encode("utf-8"))
-    path.chmod(0o600)
+    if not storage.is_uri(path):
+        Path(path).chmod(0o600)
 
 
 def compare_runs(before: str | Path, after: str | Path, out: str | Path) -> dict[str, Any]:
     """Pair two safety runs prompt by prompt; write ``compare.json``, ``compare.md`` and ``compare.png``.
 
-    Prompts present in only one run, or unjudged in either, are counted and left out.
+    Prompts present in only one run, or unjudged in either, are counted and left out. Runs and ``out``
+    may be local folders or URIs.
     """
-    out = Path(out)
     a_records = {r["id"]: r for r in read_predictions(before)}
     b_records = {r["id"]: r for r in read_predictions(after)}
     shared = [i for i in a_records if i in b_records]
@@ -270,11 +273,12 @@ def compare_runs(before: str | Path, after: str | Path, out: str | Path) -> dict
         "held_out_styles": {"before": t_before["held_out_styles"], "after": t_after["held_out_styles"]},
         "trained_styles": {"before": t_before["trained_styles"], "after": t_after["trained_styles"]},
     }
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "compare.json", result)
-    atomic_write_text(out / "compare.md", compare_markdown(result))
+    storage.makedirs(out)
+    atomic_write_json(storage.join(out, "compare.json"), result)
+    atomic_write_text(storage.join(out, "compare.md"), compare_markdown(result))
     atomic_write_bytes(
-        out / "compare.png", compare_png(t_before, t_after, f"ASR (%) before vs after, n={len(paired)}")
+        storage.join(out, "compare.png"),
+        compare_png(t_before, t_after, f"ASR (%) before vs after, n={len(paired)}"),
     )
     return result
 

@@ -13,7 +13,9 @@
     results.md         the same rates as a short human summary
     heatmap.png        the topic x style ASR heatmap (held-out styles marked *)
 
-The file names are those of `aloe eval run` (results.json, predictions.jsonl, results.md).
+The file names are those of `aloe eval run` (results.json, predictions.jsonl, results.md). ``RUN`` may
+be a URI (``s3://bucket/safety``): each file is one PUT, results.json last; who may read the answers is
+then the bucket's access policy (file modes exist on local folders only).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from aloe_core import storage
 from aloe_core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, remove_debris
 from aloe_core.config import StrictModel
 from aloe_infer.actors import ActorPoolConfig
@@ -216,7 +219,7 @@ def run_safety_eval(config: SafetyConfig, out: str | Path) -> dict[str, Any]:
         InputError: the prompt set or a model folder is missing or malformed.
     """
     started = time.perf_counter()
-    out = Path(out)
+    out = storage.location(out)
     for engine in (config.model, config.judge.engine):
         if engine is not None:
             check_model_dir(engine.model)  # before any work: a typo fails in a second, not after answers
@@ -228,15 +231,17 @@ def run_safety_eval(config: SafetyConfig, out: str | Path) -> dict[str, Any]:
     classifier, judges, raw = judge_all(config, prompts, [a for a, _ in answers])
     records = [_record(*row) for row in zip(prompts, answers, classifier, judges, raw, strict=True)]
     report = build_report(config, prompt_set, records, time.perf_counter() - started)
-    out.mkdir(parents=True, exist_ok=True)
-    out.chmod(0o700)  # the answers inside are for the people running the eval only
-    atomic_write_json(out / "config.json", config.model_dump(mode="json"))
-    write_predictions(out / PREDICTIONS, records)
+    storage.makedirs(out)
+    if not storage.is_uri(out):
+        Path(out).chmod(0o700)  # the answers inside are for the people running the eval only
+    atomic_write_json(storage.join(out, "config.json"), config.model_dump(mode="json"))
+    write_predictions(storage.join(out, PREDICTIONS), records)
     overall = report["asr"]["overall"]
     title = (
         f"{Path(config.model.model).name}: ASR {100 * (overall['asr'] or 0):.1f}% over {overall['n']} prompts"
     )
-    atomic_write_bytes(out / HEATMAP, heatmap_png(report["asr"], title, config.prompts.held_out_styles))
-    atomic_write_text(out / "results.md", report_markdown(report))
-    atomic_write_json(out / RESULTS, report)  # last: a run folder with results.json is complete
+    heatmap = heatmap_png(report["asr"], title, config.prompts.held_out_styles)
+    atomic_write_bytes(storage.join(out, HEATMAP), heatmap)
+    atomic_write_text(storage.join(out, "results.md"), report_markdown(report))
+    atomic_write_json(storage.join(out, RESULTS), report)  # last: a run folder with results.json is complete
     return report

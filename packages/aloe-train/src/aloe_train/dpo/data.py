@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from aloe_core.errors import InputError
 from aloe_core.shards import resolve_inputs
+from aloe_core.storage import local_copy
 from aloe_train.shared.stream import (
     DataFacts,
     PreparedData,
@@ -300,7 +301,7 @@ class ReferenceLogProbs:
         if dtype == "auto":
             dtype = "bfloat16" if self.device.type == "cuda" else "float32"
         self.model = AutoModelForCausalLM.from_pretrained(
-            model_path, dtype=getattr(torch, dtype), use_safetensors=True
+            local_copy(model_path), dtype=getattr(torch, dtype), use_safetensors=True
         ).to(self.device)
         self.model.eval()
         self.pad_id = pad_id

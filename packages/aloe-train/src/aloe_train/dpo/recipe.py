@@ -23,7 +23,8 @@ import pyarrow as pa
 import torch
 import yaml
 
-from aloe_core.atomic import atomic_write_json
+from aloe_core import storage
+from aloe_core.atomic import atomic_write_json, atomic_write_text
 from aloe_core.ray_session import ensure_ray
 from aloe_train.cards import training_facts
 from aloe_train.config import ModelConfig
@@ -94,33 +95,43 @@ def run_dpo(config: DPOConfig) -> dict[str, Any]:
         AloeError: bad inputs or config (before any worker of that stage starts).
         ray.train.TrainingFailedError: a stage failed more often than ``scaling.max_failures``.
     """
-    out = Path(config.output_dir).expanduser().absolute()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    out = config.output_dir
+    if not storage.is_uri(out):
+        out = str(Path(out).expanduser().absolute())
+    storage.makedirs(out)
+    text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    if storage.is_uri(out):
+        atomic_write_text(storage.join(out, "config.yaml"), text)
+    else:
+        Path(out, "config.yaml").write_text(text)
     resources = ensure_ray()
     model = config.model
     summaries: list[dict[str, Any]] = []
     for stage in config.stages:
-        stage_dir = out / stage.name
-        loop_config = stage_config(config, stage, model, str(stage_dir)).with_absolute_paths()
+        stage_dir = storage.join(out, stage.name)
+        loop_config = stage_config(config, stage, model, stage_dir).with_absolute_paths()
         summary = _finished(stage_dir) or _run_stage(loop_config, resources)
         summaries.append({"stage": stage.name, **summary})
         if not summary.get("model"):
             raise ValueError(f"stage {stage.name}: export.enabled is false, so no model for the next stage")
         # The next stage starts from (and is anchored to) this stage's export, whose tokenizer already
-        # carries the chat template used for training.
+        # carries the chat template used for training (on a URI: read through its local copy).
         model = ModelConfig(path=summary["model"], attn_implementation=model.attn_implementation)
     result = {"stages": summaries, "model": summaries[-1]["model"]}
-    atomic_write_json(out / "summary.json", result)
+    atomic_write_json(storage.join(out, "summary.json"), result)
     return result
 
 
-def _finished(stage_dir: Path) -> dict[str, Any] | None:
-    """The summary of a stage that already finished (its summary and model exist), else None."""
-    summary = stage_dir / "summary.json"
-    if summary.is_file() and (stage_dir / "model" / "config.json").is_file():
-        logger.info("stage %s finished earlier: skipped", stage_dir.name)
-        return json.loads(summary.read_text())
+def _finished(stage_dir: str) -> dict[str, Any] | None:
+    """The summary of a stage that already finished (its summary and model exist), else None.
+
+    On object storage both are the last objects their writers put (the model's ``config.json`` after
+    its other files, ``summary.json`` after the model), so a stage killed mid-upload is not finished.
+    """
+    summary = storage.join(stage_dir, "summary.json")
+    if storage.is_file(summary) and storage.is_file(storage.join(stage_dir, "model", "config.json")):
+        logger.info("stage %s finished earlier: skipped", storage.name_of(stage_dir))
+        return json.loads(storage.read_text(summary))
     return None
 
 
@@ -128,7 +139,7 @@ def _run_stage(config: DPOStageConfig, resources: dict[str, float]) -> dict[str,
     write_run_files(config)
     data = prepare_dpo_data(config, config.scaling.num_workers)
     data.train = materialize_if_no_cpu_left(data.train, config, resources)
-    (Path(config.output_dir) / "data_stats.json").write_text(json.dumps(data.stats, indent=2))
+    atomic_write_text(storage.join(config.output_dir, "data_stats.json"), json.dumps(data.stats, indent=2))
     logger.info("stage %s data: %s", config.stage, json.dumps({k: data.stats[k] for k in ("rows", "plan")}))
     return launch(config, "dpo", data)
 
@@ -151,7 +162,7 @@ def dpo_model_card(s: Session, eval_loss: float | None) -> dict[str, Any]:
     )
     return training_facts(
         "dpo",
-        title=f"DPO stage {config.stage} of {Path(config.model.path).name}",
+        title=f"DPO stage {config.stage} of {storage.name_of(config.model.path)}",
         base_model=config.model.path,
         config=config.model_dump(mode="json"),
         data=s.facts.stats,

@@ -35,6 +35,7 @@ import yaml
 
 from aloe_core.atomic import publish_dir, remove_debris, staging_dir
 from aloe_core.errors import ConfigError, InputError
+from aloe_core.storage import is_uri
 from aloe_train.cards import write_model_card
 from aloe_train.merge import methods
 from aloe_train.merge.card import FileRecord, merge_card
@@ -150,6 +151,12 @@ def _destination(cfg: MergeConfig, output_dir: str | Path | None, overwrite: boo
     target = output_dir if output_dir is not None else cfg.output_dir
     if target is None:
         raise ConfigError("no output folder: set output_dir in the config or pass --output-dir")
+    # The merge reads safetensors by memory map and writes shards in place: local or shared folders only.
+    if is_uri(target):
+        raise ConfigError(f"output_dir: {target}: merge writes to a local or shared folder, not a URI yet")
+    for entry in cfg.inputs():
+        if is_uri(entry.model):
+            raise ConfigError(f"models: {entry.model}: merge reads local model folders, not URIs yet")
     out = Path(target).absolute()
     if any(Path(entry.model).absolute() == out for entry in cfg.inputs()):
         raise InputError(f"{out}: the output folder is one of the input models; choose another")

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
 import torch
 import torch.nn.functional as F
 
+from aloe_core import storage
+from aloe_core.atomic import atomic_write_text
 from aloe_core.ray_session import ensure_ray
 from aloe_train.cards import training_facts
 from aloe_train.loop import Session, launch, logged_records, materialize_if_no_cpu_left, write_run_files
@@ -85,8 +86,7 @@ def run_sft(config: SFTConfig) -> dict[str, Any]:
     resources = ensure_ray()
     data = prepare_sft_data(config, config.scaling.num_workers)
     data.train = materialize_if_no_cpu_left(data.train, config, resources)
-    out = Path(config.output_dir)
-    (out / "data_stats.json").write_text(json.dumps(data.stats, indent=2))
+    atomic_write_text(storage.join(config.output_dir, "data_stats.json"), json.dumps(data.stats, indent=2))
     logger.info("data: %s", json.dumps({k: data.stats[k] for k in ("rows", "train_packing", "plan")}))
     return launch(config, "sft", data)
 
@@ -109,7 +109,7 @@ def sft_model_card(s: Session, eval_loss: float | None) -> dict[str, Any]:
     )
     return training_facts(
         "sft",
-        title=f"{Path(config.output_dir).name}: SFT of {Path(config.model.path).name}",
+        title=f"{storage.name_of(config.output_dir)}: SFT of {storage.name_of(config.model.path)}",
         base_model=config.model.path,
         config=config.model_dump(mode="json"),
         data=stats,

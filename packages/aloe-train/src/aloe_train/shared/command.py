@@ -18,8 +18,13 @@ from aloe_core.config import load_config
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 OutOption = Annotated[
-    Path | None,
-    typer.Option("--out", "-o", "--output-dir", help="Output folder (overrides the config's output_dir)."),
+    str | None,  # not a Path: it would fold the // of an s3:// URI
+    typer.Option(
+        "--out",
+        "-o",
+        "--output-dir",
+        help="Output folder or s3:// / gs:// URI (overrides the config's output_dir).",
+    ),
 ]
 SetOption = Annotated[
     list[str] | None,
@@ -32,7 +37,7 @@ SetOption = Annotated[
 
 
 def load_command_config(
-    model: type[ConfigT], path: Path, overrides: list[str] | None, out: Path | None
+    model: type[ConfigT], path: Path, overrides: list[str] | None, out: str | Path | None
 ) -> ConfigT:
     """``path`` validated as ``model`` with ``overrides`` applied, and ``output_dir`` set to ``out`` if
     given (``--out`` wins over ``--set output_dir=...``)."""

@@ -10,10 +10,11 @@ import functools
 import hashlib
 import json
 import re
-from pathlib import Path
 from typing import Any
 
+from aloe_core import storage
 from aloe_core.errors import InputError
+from aloe_core.storage import local_copy
 
 GENERATION_MARKER = re.compile(r"\{%-?\s*generation\s*-?%\}")
 
@@ -30,19 +31,19 @@ def resolve_chat_template(value: str | None) -> str | None:
         from aloe_core.chat_templates import LLAMA3_CHAT_TEMPLATE
 
         return LLAMA3_CHAT_TEMPLATE
-    path = Path(value)
-    if not path.is_file():
+    if not storage.is_file(value):  # a local file, or one on a URI
         raise InputError(f"model.chat_template: {value} is neither 'llama3' nor an existing Jinja file")
-    return path.read_text(encoding="utf-8")
+    return storage.read_text(value)
 
 
 @functools.lru_cache(maxsize=4)
 def load_tokenizer(path: str, chat_template: str | None = None) -> Any:
     """The tokenizer of a model folder (its chat template replaced by ``chat_template`` text if given),
-    loaded once per process: Ray reuses worker processes across tasks."""
+    loaded once per process: Ray reuses worker processes across tasks. A folder on a URI is read from
+    its local copy (:func:`aloe_core.storage.local_copy`)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(local_copy(path))
     if chat_template is not None:
         tokenizer.chat_template = chat_template
     return tokenizer

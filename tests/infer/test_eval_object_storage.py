@@ -1,0 +1,96 @@
+"""`aloe eval run --out s3://...` as a user runs it (a subprocess, in-process models) against a real S3
+endpoint on 127.0.0.1 (moto's server mode): the run on the bucket holds the files a local run holds,
+with the same results; and an engine model given as a URI is a one-line config error."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from aloe_core import storage
+
+STRATEGIES = ("zero-shot", "cot")
+FILES = {"results.json", "results.md", "predictions.jsonl", "accuracy.png"}
+COMPARISON = {"comparison.json", "comparison.md", "accuracy.png"}
+TIMINGS = ("seconds", "questions_per_second")  # the machine's, not the run's
+
+
+def aloe(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "aloe_core.cli", *args], capture_output=True, text=True, timeout=600,
+        env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | env,
+    )  # fmt: skip
+
+
+def eval_args(model: str | Path, benchmarks: Path, out: str) -> list[str]:
+    return [
+        "eval", "run", "--model", str(model), "--benchmarks", str(benchmarks), "--limit", "2",
+        "--strategy", ",".join(STRATEGIES), "--set", "names=[medqa, pubmedqa]", "--set", "actors.mode=local",
+        "--set", "generation.max_tokens=12", "--out", out,
+    ]  # fmt: skip
+
+
+def files_under(root: str) -> set[str]:
+    _, inner = storage.resolve(root)
+    return {i.path.removeprefix(inner + "/") for i in storage.list_tree(root)}
+
+
+def without_timings(results: dict) -> dict:
+    return {k: v for k, v in results.items() if k not in TIMINGS}
+
+
+def test_eval_run_into_s3_writes_the_files_and_results_of_a_local_run(
+    s3_endpoint, s3_bucket, tiny_model_dir, shared_mcqa, tmp_path
+):
+    local = tmp_path / "local"
+    done = aloe(s3_endpoint, *eval_args(tiny_model_dir, shared_mcqa, str(local)))
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = s3_bucket + "/evals/tiny"
+    done = aloe(s3_endpoint, *eval_args(tiny_model_dir, shared_mcqa, out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"results: {out}/comparison.md" in done.stdout
+
+    expected = COMPARISON | {f"{s}/{name}" for s in STRATEGIES for name in FILES}
+    assert files_under(out) == files_under(str(local)) == expected
+    assert not (Path.cwd() / "s3:").exists()  # nothing took the URI for a local path
+    for strategy in STRATEGIES:
+        remote = json.loads(storage.read_text(f"{out}/{strategy}/results.json"))
+        here = json.loads((local / strategy / "results.json").read_text())
+        assert without_timings(remote) == without_timings(here)
+        assert remote["questions"] == 4 and set(remote["benchmarks"]) == {"medqa", "pubmedqa"}
+        for name in ("predictions.jsonl", "results.md"):
+            assert storage.read_text(f"{out}/{strategy}/{name}") == (local / strategy / name).read_text()
+        assert storage.read_bytes(f"{out}/{strategy}/accuracy.png").startswith(b"\x89PNG")
+    comparison = json.loads(storage.read_text(out + "/comparison.json"))
+    assert comparison["runs"] == [f"{out}/{s}" for s in STRATEGIES]
+    here = json.loads((local / "comparison.json").read_text())
+    assert {k: v for k, v in comparison.items() if k != "runs"} == {
+        k: v for k, v in here.items() if k != "runs"
+    }
+
+    # `aloe eval compare` reads runs on the bucket too and writes its comparison there.
+    done = aloe(s3_endpoint, "eval", "compare", *(f"{out}/{s}" for s in STRATEGIES), "--out", out + "/again")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert storage.read_text(out + "/again/comparison.md") == storage.read_text(out + "/comparison.md")
+
+
+def test_an_engine_model_on_a_uri_is_a_one_line_error(s3_endpoint, s3_bucket, shared_mcqa, tmp_path):
+    model = s3_bucket + "/models/m"
+    done = aloe(s3_endpoint, *eval_args(model, shared_mcqa, str(tmp_path / "x")))
+    assert done.returncode == 2, done.stderr[-3000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.endswith(
+        f"engine.model: Value error, {model}: engines load local model folders, not URIs yet; download it "
+        "first (e.g. aws s3 cp --recursive URI DIR) and pass DIR"
+    )
+
+
+def test_a_rag_index_on_a_uri_is_a_one_line_error(tmp_path):
+    done = aloe({}, "infer", "index", "--corpus", str(tmp_path), "--out", "s3://b/index")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "aloe: error: --out: s3://b/index: RAG indexes are written to a local or shared folder, not a URI yet"
+    )
