@@ -11,6 +11,7 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -19,7 +20,11 @@ from aloe_core.errors import InputError
 from aloe_core.schemas import dumps_meta, record_id, to_table
 from aloe_core.text import mcqa_matching_text, words
 from aloe_data.benchmarks import (
+    BenchmarkIndex,
     BenchmarkItem,
+    _bitmap_test,
+    bitmap_bits_for,
+    build_bitmap,
     build_index,
     load_benchmarks,
     ngram_hash,
@@ -174,6 +179,26 @@ def test_vectorised_window_hashes_equal_the_reference_hash():
     # Stable across processes and versions: a fixed value, not Python's salted hash().
     assert ngram_hash(["muscle", "spindle"]) == ngram_hash(("muscle", "spindle"))
     assert ngram_hash(["a", "b"]) != ngram_hash(["b", "a"])
+
+
+@pytest.mark.parametrize("count", [0, 1, 5_000, 300_000])
+def test_index_contains_equals_exact_membership(count):
+    """The Bloom bitmap is only a prefilter: contains() must equal exact set membership (np.isin)."""
+    rng = np.random.default_rng(count)
+    members = np.unique(rng.integers(0, 2**64, count, dtype=np.uint64, endpoint=False))
+    bits = bitmap_bits_for(len(members))
+    assert (1 << bits) >= 32 * len(members)
+    empty = np.zeros(0, np.int32)
+    index = BenchmarkIndex(
+        n=13, lengths=(13,), hashes=members, entry_of=np.zeros(len(members), np.int32), entry_item=empty,
+        entry_variant=empty.astype(np.int8), entry_size=empty, items=(),
+        bitmap=build_bitmap(members, bits), bitmap_bits=bits,
+    )  # fmt: skip
+    queries = np.concatenate([members, rng.integers(0, 2**64, 200_000, dtype=np.uint64), members[:7] + 1])
+    assert np.array_equal(index.contains(queries), np.isin(queries, members))
+    if count:  # the prefilter rejects most absent hashes (<= ~3% pass at 32 bits per member)
+        absent = queries[len(members) : len(members) + 200_000]
+        assert _bitmap_test(index.bitmap, bits, absent).mean() < 0.05
 
 
 def test_load_benchmarks_reads_every_format_and_names_items(tmp_path):

@@ -40,8 +40,9 @@ Output
     files keep. Row order is preserved.
 
 Distribution: the benchmark files are read and indexed on the driver (test sets are small), the index
-(~12 bytes per shingle and text, numpy arrays) goes once into the Ray object store, and one
-``map_batches`` pass over the rows looks their window hashes up with ``np.searchsorted``. No shuffle.
+(~16 bytes per shingle and text, numpy arrays and a Bloom bitmap) goes once into the Ray object
+store, and one ``map_batches`` pass over the rows looks their window hashes up: the bitmap rejects
+nearly all of them, ``np.searchsorted`` confirms the rest (:meth:`BenchmarkIndex.contains`). No shuffle.
 """
 
 from __future__ import annotations
@@ -194,11 +195,10 @@ def _indexed_windows(
 ) -> _Hits:
     """Cut every text into windows of each shingle length and keep those whose hash is in the index."""
     parts = []
-    last = len(index.hashes) - 1
     for k, hashes, piece, start in iter_window_hashes(
         token_hashes(tokens), np.asarray(offsets), index.lengths
     ):
-        hit = index.hashes[np.minimum(np.searchsorted(index.hashes, hashes), last)] == hashes
+        hit = index.contains(hashes)
         parts.append((hashes[hit], piece[hit], start[hit], np.full(int(hit.sum()), k, np.int64)))
     hashes, piece, start, length = (np.concatenate(c) for c in zip(*parts, strict=True))
     order = np.lexsort((start, piece))
