@@ -469,14 +469,22 @@ def _text_shingle_hashes(texts: _Texts, n: int) -> tuple[np.ndarray, np.ndarray]
     """Distinct ``(entry, hash)`` pairs of every text, sorted by entry then hash (see text_shingles)."""
     offsets = np.asarray(texts.offsets, np.int64)
     sizes = np.diff(offsets)
-    short = {int(s) for s in sizes if s < n}
-    hashes, piece, start, length = window_hashes(token_hashes(texts.tokens), offsets, [n, *short])
-    last_start = np.asarray(texts.last_starts, np.int64)
-    long_text = sizes[piece] >= n
-    keep = np.where(
-        long_text, (length == n) & (start <= last_start[piece]), (length == sizes[piece]) & (start == 0)
+    tokens = token_hashes(texts.tokens)
+    # Long texts: their n-grams up to the last allowed start.
+    hashes, piece, start, _ = window_hashes(tokens, offsets, [n])
+    keep = start <= np.asarray(texts.last_starts, np.int64)[piece]
+    long_piece, long_hashes = piece[keep], hashes[keep]
+    # Short texts: one shingle, the whole text, hashed over those texts' tokens only (cutting every
+    # text into windows of every short length took most of the build).
+    short = np.flatnonzero(sizes < n)
+    short_offsets = np.r_[0, np.cumsum(sizes[short])]
+    gather = np.repeat(offsets[short] - short_offsets[:-1], sizes[short]) + np.arange(short_offsets[-1])
+    hashes, piece, start, length = window_hashes(
+        tokens[gather], short_offsets, sorted({int(s) for s in sizes[short]})
     )
-    piece, hashes = piece[keep], hashes[keep]
+    whole = (start == 0) & (length == sizes[short][piece])
+    piece = np.concatenate([long_piece, short[piece[whole]]])
+    hashes = np.concatenate([long_hashes, hashes[whole]])
     order = np.lexsort((hashes, piece))
     piece, hashes = piece[order], hashes[order]
     first = np.ones(len(piece), bool)
