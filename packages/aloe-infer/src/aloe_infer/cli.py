@@ -19,7 +19,7 @@ app = typer.Typer(
 
 @app.command()
 def generate(
-    model: Annotated[Path, typer.Argument(help="A Hugging Face model folder (e.g. from `aloe model tiny`).")],
+    model: Annotated[str, typer.Argument(help="A Hugging Face model folder or URI (`aloe model tiny`).")],
     prompt: Annotated[
         str, typer.Option("--prompt", "-p", help="User message; the model's chat template is applied.")
     ],
@@ -39,7 +39,7 @@ def generate(
 
     config = validate_config(
         EngineConfig,
-        {"type": engine, "model": str(model), "gpu_memory_utilization": gpu_memory_utilization},
+        {"type": engine, "model": model, "gpu_memory_utilization": gpu_memory_utilization},
         "command line",
     )
     params = validate_config(
@@ -139,7 +139,7 @@ def retrieve(
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
     index_dir: Annotated[Path, typer.Option("--index", help="An index folder from `aloe infer index`.")],
-    model: Annotated[Path, typer.Option("--model", help="A Hugging Face model folder that answers.")],
+    model: Annotated[str, typer.Option("--model", help="A Hugging Face model folder (or URI) that answers.")],
     k: Annotated[int, typer.Option("--k", min=1, help="Chunks retrieved.")] = 5,
     engine: Annotated[str, typer.Option(help="hf (transformers) or vllm.")] = "hf",
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens of answer at most.")] = 256,
@@ -160,7 +160,7 @@ def ask(
     rag = _rag_config(config, overrides, **{"retrieval.retriever": retriever})
     opened = Retriever.open(index_dir, rag.retrieval)
     check_model_dir(model)
-    engine_config = validate_config(EngineConfig, {"type": engine, "model": str(model)}, "command line")
+    engine_config = validate_config(EngineConfig, {"type": engine, "model": model}, "command line")
     loaded = load_engine(engine_config)
     try:
         params = SamplingParams(max_tokens=max_new_tokens, temperature=0.0)
