@@ -303,7 +303,8 @@ def write_model_card(
     if eval_results is not None:
         items = [eval_results] if isinstance(eval_results, (str, Path, dict)) else list(eval_results)
         facts["evaluations"] = [
-            r if isinstance(r, dict) else json.loads(storage.read_text(r)) for r in items  # a URI too
+            r if isinstance(r, dict) else json.loads(storage.read_text(r))
+            for r in items  # a URI too
         ]
         for result in facts["evaluations"]:
             result.pop("config", None)  # the card keeps the scores; the eval run keeps its config
