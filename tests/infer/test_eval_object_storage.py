@@ -119,11 +119,3 @@ def test_an_engine_model_uri_without_a_model_is_a_one_line_error(
     assert done.stderr.strip().splitlines()[-1] == (
         f"aloe: error: {model}: not a Hugging Face model folder (no config.json under this URI)"
     )
-
-
-def test_a_rag_index_on_a_uri_is_a_one_line_error(tmp_path):
-    done = aloe({}, "infer", "index", "--corpus", str(tmp_path), "--out", "s3://b/index")
-    assert done.returncode == 2
-    assert done.stderr.strip() == (
-        "aloe: error: --out: s3://b/index: RAG indexes are written to a local or shared folder, not a URI yet"
-    )

@@ -93,12 +93,7 @@ def index(
     overrides: SetOption = None,
 ) -> None:
     """Chunk, embed (Ray Data actors) and index a corpus: FAISS + BM25 + Parquet chunks with provenance."""
-    from aloe_core.errors import ConfigError
-    from aloe_core.storage import is_uri
     from aloe_infer.retrieval import build_index
-
-    if is_uri(out):  # the index is built in a staging folder and renamed into place
-        raise ConfigError(f"--out: {out}: RAG indexes are written to a local or shared folder, not a URI yet")
 
     rag = _rag_config(config, overrides)
     manifest = build_index(corpus, out, rag.index)
@@ -112,7 +107,9 @@ def index(
 
 @app.command()
 def retrieve(
-    index_dir: Annotated[Path, typer.Option("--index", help="An index folder from `aloe infer index`.")],
+    index_dir: Annotated[
+        str, typer.Option("--index", help="An index folder (or URI) from `aloe infer index`.")
+    ],
     queries: Annotated[Path, typer.Option("--queries", help="JSONL of {id, question} lines.")],
     out: Annotated[
         Path, typer.Option("--out", help="JSONL: {id, results: [{doc_id, chunk_id, score, title}]}.")
@@ -138,7 +135,9 @@ def retrieve(
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
-    index_dir: Annotated[Path, typer.Option("--index", help="An index folder from `aloe infer index`.")],
+    index_dir: Annotated[
+        str, typer.Option("--index", help="An index folder (or URI) from `aloe infer index`.")
+    ],
     model: Annotated[str, typer.Option("--model", help="A Hugging Face model folder (or URI) that answers.")],
     k: Annotated[int, typer.Option("--k", min=1, help="Chunks retrieved.")] = 5,
     engine: Annotated[str, typer.Option(help="hf (transformers) or vllm.")] = "hf",
