@@ -80,7 +80,7 @@ def check_model_dir(path: str | Path) -> str | Path:
         return str(path)
     path = Path(path)
     if not path.is_dir():
-        raise InputError(f"{path}: model folder not found (engines load local folders only)")
+        raise InputError(f"{path}: model folder not found (give a local folder or an s3:// or gs:// URI)")
     if not (path / "config.json").is_file():
         raise InputError(f"{path}: not a Hugging Face model folder (no config.json)")
     return path
