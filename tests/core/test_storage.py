@@ -162,3 +162,36 @@ def test_local_copy_downloads_a_uri_folder_once_and_again_when_it_changes(s3_buc
     assert [p.name for p in (tmp_path / "cache" / "uri").iterdir() if p.name.startswith(".")] == []
     with pytest.raises(InputError, match="no file under this URI"):
         storage.local_copy(s3_bucket + "/models/none")
+
+
+def test_local_copy_racing_another_process_uses_the_copy_that_landed_first(s3_bucket, tmp_path, monkeypatch):
+    # Two actors of one node fetch the same model at once: the one that finishes second keeps nothing of
+    # its own download and returns the first one's copy, whole; no staging folder is left.
+    monkeypatch.setenv("ALOE_CACHE_DIR", str(tmp_path / "cache"))
+    folder = s3_bucket + "/models/m"
+    storage.put_object(folder + "/config.json", b"{}")
+    storage.put_object(folder + "/model.safetensors", b"weights")
+    real, winner = storage.download_folder, []
+
+    def download_while_another_wins(path, local, **kwargs):
+        if not winner:  # the other process downloads and renames its copy into place meanwhile
+            winner.append(True)
+            winner.append(storage.local_copy(folder))
+        return real(path, local, **kwargs)
+
+    monkeypatch.setattr(storage, "download_folder", download_while_another_wins)
+    assert storage.local_copy(folder) == winner[1]
+    assert sorted(p.name for p in Path(winner[1]).iterdir()) == ["config.json", "model.safetensors"]
+    assert [p.name for p in (tmp_path / "cache" / "uri").iterdir()] == [Path(winner[1]).name]
+
+
+def test_local_copy_without_weights_is_cached_apart_from_the_whole_copy(s3_bucket, tmp_path, monkeypatch):
+    monkeypatch.setenv("ALOE_CACHE_DIR", str(tmp_path / "cache"))
+    folder = s3_bucket + "/models/m"
+    storage.put_object(folder + "/config.json", b"{}")
+    storage.put_object(folder + "/model.safetensors", b"weights")
+    light = Path(storage.local_copy(folder, exclude=("*.safetensors",)))
+    whole = Path(storage.local_copy(folder))
+    assert light != whole
+    assert [p.name for p in light.iterdir()] == ["config.json"]
+    assert sorted(p.name for p in whole.iterdir()) == ["config.json", "model.safetensors"]

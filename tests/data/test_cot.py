@@ -23,13 +23,15 @@ import pytest
 import torch
 from cot_rows import mcqa_row
 
+from aloe_core import storage
 from aloe_core.config import validate_config
 from aloe_core.errors import ConfigError
 from aloe_core.schemas import dumps_meta, loads_meta, to_table
 from aloe_data.cot.actor import CotActor
-from aloe_data.cot.chunks import ChunkStore, chunk_worker, prepare
+from aloe_data.cot.chunks import ChunkStore, chunk_name, chunk_worker, prepare
 from aloe_data.cot.generate import CotGenerator, _without_dangling_prefix, attempt_seed
 from aloe_data.pipeline.single import run_stage_on_files
+from aloe_data.pipeline.stage import StageContext
 from aloe_data.stages.cot import CotConfig, CotStage
 from aloe_infer.engine import load_engine
 
@@ -121,28 +123,64 @@ def test_engine_row_error_is_recorded_and_other_rows_go_on(engine, tiny_model_di
     assert results["r000"]["status"] in ("verified", "unverified") and len(results["r000"]["attempts"]) == 1
 
 
-def test_actor_resumes_from_chunks_without_regenerating(engine, tiny_model_dir, tmp_path):
+@pytest.fixture(params=["local", "s3"])
+def chunk_root(request, tmp_path) -> str:
+    """A chunk folder on local disk, or a prefix on a real S3 endpoint (moto's server on 127.0.0.1)."""
+    if request.param == "local":
+        return str(tmp_path / "chunks")
+    return request.getfixturevalue("s3_bucket") + "/run/_cot_chunks/06-cot"
+
+
+def _stamps(root: str) -> dict[str, tuple[int, bytes]]:
+    """Each chunk file's modification time and bytes (a rewritten chunk changes both)."""
+    return {p: (storage.info(p).mtime_ns, storage.read_bytes(p)) for p in storage.list_files(root, "chunk-*")}
+
+
+def test_actor_resumes_from_chunks_without_regenerating(engine, tiny_model_dir, chunk_root):
     config = cot_config(tiny_model_dir)
     template = CotStage(config).template
     rows = rows_for_test()
     table = to_table(rows, "sft")
-    first = CotActor(config, template, str(tmp_path), engine=engine)
+    first = CotActor(config, template, chunk_root, engine=engine)
     first(table.slice(0, 4))  # then the job is "killed"
-    [done] = list(tmp_path.glob("chunk-*.parquet"))
-    stamp = (done.stat().st_mtime_ns, done.read_bytes())
+    stamp = _stamps(chunk_root)
+    [done] = stamp
     # A restarted actor, with no engine to start: the resumed batch must not need one.
-    resumed = CotActor(config, template, str(tmp_path))
+    resumed = CotActor(config, template, chunk_root)
     again = resumed(table.slice(0, 4))
     assert resumed._engine is None
-    assert (done.stat().st_mtime_ns, done.read_bytes()) == stamp
+    assert _stamps(chunk_root) == stamp
     assert again.to_pylist() == first(table.slice(0, 4)).to_pylist()
     resumed._engine = engine
     resumed(table)  # the whole input: only the 8 new rows are generated, as one new chunk
-    chunks = sorted(tmp_path.glob("chunk-*.parquet"))
-    assert len(chunks) == 2 and (done.stat().st_mtime_ns, done.read_bytes()) == stamp
+    chunks = _stamps(chunk_root)
+    assert len(chunks) == 2 and chunks[done] == stamp[done]
     [new] = [c for c in chunks if c != done]
-    assert sorted(pq.read_table(new, columns=["id"]).column("id").to_pylist()) == [r["id"] for r in rows[4:]]
-    assert len(ChunkStore(tmp_path).get(r["id"] for r in rows)) == len(rows)
+    ids = pa.BufferReader(chunks[new][1])
+    assert sorted(pq.read_table(ids, columns=["id"]).column("id").to_pylist()) == [r["id"] for r in rows[4:]]
+    assert len(ChunkStore(chunk_root).get(r["id"] for r in rows)) == len(rows)
+    assert not [p for p in storage.list_files(chunk_root) if not storage.name_of(p).startswith("chunk-")]
+
+
+def test_only_chunks_whose_rows_match_their_name_are_trusted(chunk_root):
+    store = ChunkStore(chunk_root)
+    whole = store.put({"a": {"x": 1}, "b": {"x": 2}})
+    assert storage.name_of(whole) == chunk_name(["b", "a"])
+    # A chunk under another batch's name (a partial or foreign file) and one that does not parse.
+    storage.put_object(storage.join(chunk_root, chunk_name(["c", "d"])), storage.read_bytes(whole))
+    storage.put_object(storage.join(chunk_root, chunk_name(["e"])), b"not parquet")
+    assert ChunkStore(chunk_root).get(["a", "b", "c", "d", "e"]) == {"a": {"x": 1}, "b": {"x": 2}}
+
+
+def test_a_run_on_object_storage_keeps_its_chunks_under_the_run(s3_bucket, tiny_model_dir):
+    stage = CotStage(cot_config(tiny_model_dir))
+    run = s3_bucket + "/runs/cot"
+    ctx = StageContext(kind="sft", out_dir=run, stage_dir="06-cot", cluster_cpus=2)
+    where = stage.chunk_dir(ctx)
+    assert where == f"{run}/_cot_chunks/06-cot/{stage.generation_key()}"
+    ChunkStore(where).put({"a": {"x": 1}})
+    other = CotStage(cot_config(tiny_model_dir, seed=9))
+    assert other.chunk_dir(ctx) != where and storage.list_files(where) == []  # another config's are gone
 
 
 def read_output(out: Path) -> tuple[list[dict], list[dict]]:

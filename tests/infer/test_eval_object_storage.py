@@ -1,6 +1,6 @@
 """`aloe eval run --out s3://...` as a user runs it (a subprocess, in-process models) against a real S3
 endpoint on 127.0.0.1 (moto's server mode): the run on the bucket holds the files a local run holds,
-with the same results; and an engine model given as a URI is a one-line config error."""
+with the same results; an engine model on the bucket gives the predictions of the same model on disk."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from aloe_core import storage
+from aloe_core.atomic import upload_dir
 
 STRATEGIES = ("zero-shot", "cot")
 FILES = {"results.json", "results.md", "predictions.jsonl", "accuracy.png"}
@@ -25,10 +28,12 @@ def aloe(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-def eval_args(model: str | Path, benchmarks: Path, out: str) -> list[str]:
+def eval_args(
+    model: str | Path, benchmarks: Path, out: str, strategies: tuple[str, ...] = STRATEGIES
+) -> list[str]:
     return [
         "eval", "run", "--model", str(model), "--benchmarks", str(benchmarks), "--limit", "2",
-        "--strategy", ",".join(STRATEGIES), "--set", "names=[medqa, pubmedqa]", "--set", "actors.mode=local",
+        "--strategy", ",".join(strategies), "--set", "names=[medqa, pubmedqa]", "--set", "actors.mode=local",
         "--set", "generation.max_tokens=12", "--out", out,
     ]  # fmt: skip
 
@@ -77,20 +82,40 @@ def test_eval_run_into_s3_writes_the_files_and_results_of_a_local_run(
     assert storage.read_text(out + "/again/comparison.md") == storage.read_text(out + "/comparison.md")
 
 
-def test_an_engine_model_on_a_uri_is_a_one_line_error(s3_endpoint, s3_bucket, shared_mcqa, tmp_path):
-    model = s3_bucket + "/models/m"
+@pytest.mark.slow  # two eval subprocesses (~40 s on 2 cores)
+def test_an_engine_model_on_the_bucket_gives_the_predictions_of_the_local_model(
+    s3_endpoint, s3_bucket, tiny_model_dir, shared_mcqa, tmp_path
+):
+    model = upload_dir(tiny_model_dir, s3_bucket + "/models/tiny", last="config.json")
+    env = s3_endpoint | {"ALOE_CACHE_DIR": str(tmp_path / "cache")}
+    done = aloe(env, *eval_args(tiny_model_dir, shared_mcqa, str(tmp_path / "local"), ("zero-shot",)))
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = aloe(env, *eval_args(model, shared_mcqa, str(tmp_path / "remote"), ("zero-shot",)))
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    local, remote = (json.loads((tmp_path / run / "results.json").read_text()) for run in ("local", "remote"))
+    assert remote["model"] == model and remote["config"]["engine"]["model"] == model
+    ignore = {*TIMINGS, "model", "config"}
+    assert {k: v for k, v in remote.items() if k not in ignore} == {
+        k: v for k, v in local.items() if k not in ignore
+    }
+    predictions = (tmp_path / "remote" / "predictions.jsonl").read_text()
+    assert predictions == (tmp_path / "local" / "predictions.jsonl").read_text() and predictions
+    # The driver tokenized from a copy without weights; the engine loaded a whole copy, in this cache.
+    copies = sorted((tmp_path / "cache" / "uri").iterdir())
+    assert [sorted(p.name for p in c.iterdir() if p.suffix == ".safetensors") for c in copies] in (
+        [[], ["model.safetensors"]],
+        [["model.safetensors"], []],
+    )
+    assert not any(c.name.startswith(".") for c in copies)  # no staging folder left
+
+
+def test_an_engine_model_uri_without_a_model_is_a_one_line_error(
+    s3_endpoint, s3_bucket, shared_mcqa, tmp_path
+):
+    model = s3_bucket + "/models/none"
     done = aloe(s3_endpoint, *eval_args(model, shared_mcqa, str(tmp_path / "x")))
     assert done.returncode == 2, done.stderr[-3000:]
-    last = done.stderr.strip().splitlines()[-1]
-    assert last.endswith(
-        f"engine.model: Value error, {model}: engines load local model folders, not URIs yet; download it "
-        "first (e.g. aws s3 cp --recursive URI DIR) and pass DIR"
-    )
-
-
-def test_a_rag_index_on_a_uri_is_a_one_line_error(tmp_path):
-    done = aloe({}, "infer", "index", "--corpus", str(tmp_path), "--out", "s3://b/index")
-    assert done.returncode == 2
-    assert done.stderr.strip() == (
-        "aloe: error: --out: s3://b/index: RAG indexes are written to a local or shared folder, not a URI yet"
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"aloe: error: {model}: not a Hugging Face model folder (no config.json under this URI)"
     )

@@ -18,7 +18,7 @@ from aloe_core.errors import InputError
 from aloe_infer.engine import EngineConfig
 from aloe_infer.eval.config import EvalConfig
 from aloe_infer.eval.results import read_predictions
-from aloe_infer.eval.run import run_strategies
+from aloe_infer.eval.run import run_eval, run_strategies
 
 QUESTIONS = 6
 CONTEXT_TOKENS = 160  # room for two or three of the k=4 chunks: the budget cuts or leaves the rest out
@@ -201,3 +201,18 @@ def test_cli_runs_strategies_side_by_side(tiny_model_dir, treatment_benchmark, r
     assert f"results: {tmp_path / 'run' / 'comparison.md'}" in printed
     rag = json.loads((tmp_path / "run" / "rag" / "results.json").read_text())
     assert rag["retrieval"]["retriever"] == "bm25" and rag["questions"] == 2
+
+
+def test_rag_from_an_index_on_the_bucket_predicts_as_from_the_local_index(
+    side_by_side, tiny_model_dir, treatment_benchmark, rag_index, s3_bucket, tmp_path, monkeypatch
+):
+    from aloe_core.atomic import upload_dir
+    from aloe_infer.retrieval.store import MANIFEST
+
+    monkeypatch.setenv("ALOE_CACHE_DIR", str(tmp_path / "cache"))
+    index = upload_dir(rag_index, s3_bucket + "/rag/index", last=MANIFEST)
+    out = tmp_path / "run"
+    results = run_eval(_config(tiny_model_dir, treatment_benchmark[0], index, strategy=["rag"]), out)
+    local, _ = side_by_side
+    assert results["retrieval"]["index"] == index
+    assert read_predictions(out / "predictions.jsonl") == _predictions(local, "rag")

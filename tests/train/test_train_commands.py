@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -59,19 +57,3 @@ def test_output_dir_may_be_an_object_store_uri_and_other_schemes_are_one_line_er
     assert (pinned.output_dir, pinned.model.path) == ("s3://bucket/runs/sft", "s3://bucket/models/tiny")
     with pytest.raises(ConfigError, match=r"output_dir: .*hdfs://nn/run: training writes to a local folder "):
         load_command_config(SFTConfig, path, None, "hdfs://nn/run")
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["merge", str(CONFIGS / "merge" / "tiny_cpu.yaml"), "--out", "s3://b/merged"],
-         "output_dir: s3://b/merged: merge writes to a local or shared folder, not a URI yet"),
-        (["card", "s3://b/model", "--kind", "sft"],
-         "MODEL: s3://b/model: the card is rewritten in a local model folder, not a URI yet"),
-    ],
-)  # fmt: skip
-def test_what_training_commands_cannot_do_on_a_uri_is_a_one_line_error(args, message):
-    done = subprocess.run(
-        [sys.executable, "-m", "aloe_core.cli", "train", *args], capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 2 and done.stderr.strip() == f"aloe: error: {message}", done.stderr[-2000:]

@@ -23,7 +23,8 @@ completes): readers see the old object or the new, never a part. So the rule the
 
 A folder that readers open by name rather than through a manifest (an exported model, read by
 ``from_pretrained``) is uploaded by :func:`upload_dir`: each file one PUT, the file readers check for
-(``config.json`` for a model) last, so a reader that finds it finds every other file too.
+(``config.json`` for a model) last, so a reader that finds it finds every other file too;
+:func:`building_dir` builds such a folder locally and publishes it either way.
 
 Local paths keep the rename-based writes above (same names, same bytes as before object storage).
 """
@@ -37,6 +38,8 @@ import posixpath
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +132,30 @@ def upload_dir(local: str | Path, target: str, *, last: str) -> str:
             storage.remove(storage.join(target, name))
     storage.upload_file(local / last, storage.join(target, last))
     return target
+
+
+@contextmanager
+def building_dir(target: str | Path, *, last: str) -> Iterator[Path]:
+    """A local folder to build the folder ``target`` in (a merged model, a RAG index), published when the
+    block ends without an error and removed either way.
+
+    Locally it is a hidden staging sibling renamed into place (:func:`publish_dir`); for a URI, a local
+    scratch folder (``$TMPDIR``: it needs room for the whole folder) uploaded with ``last`` put at the
+    end (:func:`upload_dir`), so readers that check ``target/last`` see the old folder or the new one.
+    """
+    remote = is_uri(target)
+    if remote:
+        staging = Path(tempfile.mkdtemp(prefix=f"aloe-{storage.name_of(target)}-"))
+    else:
+        staging = staging_dir(target)
+    try:
+        yield staging
+        if remote:
+            upload_dir(staging, str(target), last=last)
+        else:
+            publish_dir(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 # Names this module's writers give their temporary siblings of NAME: a file being written

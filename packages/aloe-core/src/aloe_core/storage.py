@@ -270,13 +270,16 @@ def download_file(path: PathLike, local: PathLike) -> None:
         shutil.copyfileobj(source, target, _CHUNK)
 
 
-def download_folder(path: PathLike, local: PathLike) -> list[str]:
+def download_folder(path: PathLike, local: PathLike, *, exclude: tuple[str, ...] = ()) -> list[str]:
     """Copy every file under ``path`` into the local folder ``local``, keeping the relative layout;
-    returns the relative names copied. pyarrow's empty ``FOLDER/`` markers are no files and are skipped."""
+    returns the relative names copied. pyarrow's empty ``FOLDER/`` markers are no files and are skipped,
+    and so are files whose name matches a pattern of ``exclude`` (``*.safetensors``)."""
     _, inner = resolve(path)
     names = []
     for item in list_tree(path):
         name = posixpath.relpath(item.path, inner)
+        if any(fnmatch.fnmatchcase(posixpath.basename(name), p) for p in exclude):
+            continue
         download_file(join(path, name) if is_uri(path) else item.path, Path(local, name))
         names.append(name)
     return names
@@ -290,10 +293,12 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "aloe")
 
 
-def local_copy(path: PathLike) -> str:
+def local_copy(path: PathLike, *, exclude: tuple[str, ...] = ()) -> str:
     """``path`` as a local folder for libraries that only read local files (transformers'
     ``from_pretrained``, tokenizers): a local path as given; a URI folder (a model exported to
-    ``s3://...``) downloaded once into :func:`cache_root` ``/uri/`` and that copy's path.
+    ``s3://...``) downloaded once into :func:`cache_root` ``/uri/`` and that copy's path. ``exclude``
+    leaves out files by name pattern (a driver that only tokenizes needs no weights); such a partial
+    copy is cached apart from the whole one.
 
     The copy is named after the URI and its listing (every file's name, size and modification time), so
     a folder rewritten on the store is fetched again and an unchanged one never is, in every process
@@ -315,14 +320,15 @@ def local_copy(path: PathLike) -> str:
     if not files:
         raise InputError(f"{path}: no file under this URI (a model folder is expected there)")
     listing = [(i.path, i.size, i.mtime_ns) for i in files]
-    digest = hashlib.sha256(json.dumps([str(path).rstrip("/"), listing]).encode()).hexdigest()[:24]
+    key = [str(path).rstrip("/"), listing, *([sorted(exclude)] if exclude else [])]  # whole copies: as before
+    digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
     target = cache_root() / "uri" / f"{name_of(path)}-{digest}"
     if target.is_dir():
         return str(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        download_folder(path, staging)
+        download_folder(path, staging, exclude=exclude)
         staging.chmod(0o755)
         staging.rename(target)
     except OSError:

@@ -19,7 +19,7 @@ app = typer.Typer(
 
 @app.command()
 def generate(
-    model: Annotated[Path, typer.Argument(help="A Hugging Face model folder (e.g. from `aloe model tiny`).")],
+    model: Annotated[str, typer.Argument(help="A Hugging Face model folder or URI (`aloe model tiny`).")],
     prompt: Annotated[
         str, typer.Option("--prompt", "-p", help="User message; the model's chat template is applied.")
     ],
@@ -39,7 +39,7 @@ def generate(
 
     config = validate_config(
         EngineConfig,
-        {"type": engine, "model": str(model), "gpu_memory_utilization": gpu_memory_utilization},
+        {"type": engine, "model": model, "gpu_memory_utilization": gpu_memory_utilization},
         "command line",
     )
     params = validate_config(
@@ -93,12 +93,7 @@ def index(
     overrides: SetOption = None,
 ) -> None:
     """Chunk, embed (Ray Data actors) and index a corpus: FAISS + BM25 + Parquet chunks with provenance."""
-    from aloe_core.errors import ConfigError
-    from aloe_core.storage import is_uri
     from aloe_infer.retrieval import build_index
-
-    if is_uri(out):  # the index is built in a staging folder and renamed into place
-        raise ConfigError(f"--out: {out}: RAG indexes are written to a local or shared folder, not a URI yet")
 
     rag = _rag_config(config, overrides)
     manifest = build_index(corpus, out, rag.index)
@@ -112,7 +107,9 @@ def index(
 
 @app.command()
 def retrieve(
-    index_dir: Annotated[Path, typer.Option("--index", help="An index folder from `aloe infer index`.")],
+    index_dir: Annotated[
+        str, typer.Option("--index", help="An index folder (or URI) from `aloe infer index`.")
+    ],
     queries: Annotated[Path, typer.Option("--queries", help="JSONL of {id, question} lines.")],
     out: Annotated[
         Path, typer.Option("--out", help="JSONL: {id, results: [{doc_id, chunk_id, score, title}]}.")
@@ -138,8 +135,10 @@ def retrieve(
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
-    index_dir: Annotated[Path, typer.Option("--index", help="An index folder from `aloe infer index`.")],
-    model: Annotated[Path, typer.Option("--model", help="A Hugging Face model folder that answers.")],
+    index_dir: Annotated[
+        str, typer.Option("--index", help="An index folder (or URI) from `aloe infer index`.")
+    ],
+    model: Annotated[str, typer.Option("--model", help="A Hugging Face model folder (or URI) that answers.")],
     k: Annotated[int, typer.Option("--k", min=1, help="Chunks retrieved.")] = 5,
     engine: Annotated[str, typer.Option(help="hf (transformers) or vllm.")] = "hf",
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens of answer at most.")] = 256,
@@ -160,7 +159,7 @@ def ask(
     rag = _rag_config(config, overrides, **{"retrieval.retriever": retriever})
     opened = Retriever.open(index_dir, rag.retrieval)
     check_model_dir(model)
-    engine_config = validate_config(EngineConfig, {"type": engine, "model": str(model)}, "command line")
+    engine_config = validate_config(EngineConfig, {"type": engine, "model": model}, "command line")
     loaded = load_engine(engine_config)
     try:
         params = SamplingParams(max_tokens=max_new_tokens, temperature=0.0)

@@ -25,11 +25,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
+from aloe_core import storage
 from aloe_core.config import StrictModel
 from aloe_core.errors import AloeError, InputError
-from aloe_core.storage import is_uri
 from aloe_infer.sampling import GenerationResult, SamplingParams
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class EngineConfig(StrictModel):
     """Which engine serves which model, and how. Fields marked (vllm) or (hf) only affect that engine."""
 
     type: Literal["hf", "vllm"] = "hf"
-    model: str = Field(min_length=1)  # a local Hugging Face model folder
+    model: str = Field(min_length=1)  # a Hugging Face model folder: a local path or an s3:// / gs:// URI
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
     max_model_len: int | None = Field(None, ge=16)  # prompt + generation; default: the model's own
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda if visible, else cpu
@@ -56,18 +56,6 @@ class EngineConfig(StrictModel):
     max_batch_size: int = Field(64, ge=1)  # (hf) sequences decoded together
     max_batch_tokens: int = Field(65536, ge=1)  # (hf) padded prompt + generation tokens per batch
 
-    @field_validator("model")
-    @classmethod
-    def _local_model(cls, value: str) -> str:
-        # Engines (transformers, vLLM, in Ray actors on any node) open a local folder; a model exported
-        # to object storage is read through a local copy only by aloe train so far.
-        if is_uri(value):
-            raise ValueError(
-                f"{value}: engines load local model folders, not URIs yet; download it first "
-                "(e.g. aws s3 cp --recursive URI DIR) and pass DIR"
-            )
-        return value
-
     @model_validator(mode="after")
     def _tensor_parallel_needs_vllm(self) -> EngineConfig:
         if self.type == "hf" and self.tensor_parallel_size > 1:
@@ -75,16 +63,42 @@ class EngineConfig(StrictModel):
         return self
 
 
-def check_model_dir(path: str | Path) -> Path:
-    """``path`` as a Path if it is a model folder; raises InputError naming what is missing."""
-    if is_uri(path):  # a model path that no config validated (EngineConfig refuses URIs itself)
-        raise InputError(f"{path}: a URI; engines load local model folders only (download it first)")
+# Weight files: a process that only tokenizes (an eval's or safety run's driver) copies a URI model
+# without them, so on a cluster only the nodes that load the model download its weights.
+WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.gguf")
+
+
+def check_model_dir(path: str | Path) -> str | Path:
+    """``path`` (a Path if local) if it is a model folder; raises InputError naming what is missing.
+
+    A URI is checked on the store (its ``config.json`` is there) and nothing is downloaded: the processes
+    that load the model fetch it (:func:`model_files`), so a driver fails fast on a typo either way.
+    """
+    if storage.is_uri(path):
+        if not storage.is_file(storage.join(path, "config.json")):
+            raise InputError(f"{path}: not a Hugging Face model folder (no config.json under this URI)")
+        return str(path)
     path = Path(path)
     if not path.is_dir():
-        raise InputError(f"{path}: model folder not found (engines load local folders only)")
+        raise InputError(f"{path}: model folder not found (give a local folder or an s3:// or gs:// URI)")
     if not (path / "config.json").is_file():
         raise InputError(f"{path}: not a Hugging Face model folder (no config.json)")
     return path
+
+
+def model_files(path: str | Path, *, weights: bool = True) -> Path:
+    """The local folder to open the model ``path`` from (transformers and vLLM read local files only):
+    a local path itself; a URI's copy in this machine's cache (:func:`aloe_core.storage.local_copy`),
+    downloaded by the first process on the node that asks (each Ray node fills its own; actors racing
+    on one node share the copy that lands first). ``weights=False`` leaves out :data:`WEIGHT_FILES`,
+    for a process that needs only the tokenizer and config.json (the same bytes the engine reads).
+
+    Raises:
+        InputError: ``path`` is not a model folder.
+    """
+    check_model_dir(path)
+    local = storage.local_copy(path, exclude=() if weights else WEIGHT_FILES)
+    return Path(check_model_dir(local))
 
 
 def first_stop(text: str, stops: Sequence[str]) -> tuple[int, str] | None:
@@ -237,6 +251,8 @@ class Engine(ABC):
 
 def load_engine(config: EngineConfig, *, llm: Any = None) -> Engine:
     """The engine ``config`` names, loaded. ``llm`` wraps an existing ``vllm.LLM`` (tests share one).
+
+    A model on a URI is fetched here, in the process that loads it (:func:`model_files`).
 
     Raises:
         InputError: the model folder is missing. MissingExtraError: vllm is not installed.

@@ -1,9 +1,9 @@
 """Loading a Hugging Face causal LM the way every transformers-backed piece of aloe-infer does.
 
 One loader for the transformers engine (:mod:`aloe_infer.hf_engine`) and the next-token scorer
-(:mod:`aloe_infer.scoring`), so both read weights the same safe way: a local folder only, safetensors
-only (no pickle), ``trust_remote_code`` only when the config turns it on, and the device and dtype rule
-of :mod:`aloe_infer.devices`.
+(:mod:`aloe_infer.scoring`), so both read weights the same safe way: a local folder (a URI's local copy,
+see :func:`aloe_infer.engine.model_files`), safetensors only (no pickle), ``trust_remote_code`` only when
+the config turns it on, and the device and dtype rule of :mod:`aloe_infer.devices`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aloe_infer.devices import resolve_device, torch_dtype
-from aloe_infer.engine import EngineConfig, check_model_dir
+from aloe_infer.engine import EngineConfig, model_files
 
 
 @dataclass
@@ -32,7 +32,7 @@ def load_hf_model(config: EngineConfig) -> HFModel:
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = check_model_dir(config.model)
+    path = model_files(config.model)  # a URI: this process's local copy
     device = resolve_device(config.device)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=config.trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(

@@ -39,7 +39,7 @@ import numpy as np
 
 from aloe_core.errors import AloeError
 from aloe_infer.batching import left_padded, micro_batches
-from aloe_infer.engine import EngineConfig, check_model_dir
+from aloe_infer.engine import EngineConfig, model_files
 from aloe_infer.vllm_import import import_vllm
 
 TokenPrompts = Sequence[Sequence[int]]
@@ -206,7 +206,7 @@ class VllmNextTokenScorer:
         from aloe_infer.vllm_engine import engine_args
 
         vllm = import_vllm()
-        path = check_model_dir(config.model)
+        path = model_files(config.model)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=config.trust_remote_code)
         owned = llm is None
         if owned:

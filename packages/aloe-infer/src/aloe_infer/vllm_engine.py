@@ -15,10 +15,11 @@ memory minus what the process already holds (0.1 is plenty for small models).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from aloe_infer.devices import on_cpu
-from aloe_infer.engine import Engine, EngineConfig, check_model_dir
+from aloe_infer.engine import Engine, EngineConfig, model_files
 from aloe_infer.sampling import Completion, GenerationResult, SamplingParams
 from aloe_infer.vllm_import import import_vllm
 
@@ -26,9 +27,11 @@ logger = logging.getLogger(__name__)
 
 
 def engine_args(config: EngineConfig) -> dict[str, Any]:
-    """``vllm.LLM`` keyword arguments for ``config`` (``vllm_args`` override the named fields)."""
+    """``vllm.LLM`` keyword arguments for ``config`` (``vllm_args`` override the named fields); a model
+    on a URI is fetched into this process's local cache first (:func:`aloe_infer.engine.model_files`)."""
+    model = model_files(config.model)
     args: dict[str, Any] = {
-        "model": str(config.model),
+        "model": str(model),
         "tensor_parallel_size": config.tensor_parallel_size,
         "gpu_memory_utilization": config.gpu_memory_utilization,
         "enforce_eager": config.enforce_eager,
@@ -45,16 +48,15 @@ def engine_args(config: EngineConfig) -> dict[str, Any]:
         # unusable. Without chunked prefill a prompt is always prefilled whole; the step budget must then
         # hold the longest prompt.
         args["enable_chunked_prefill"] = False
-        args["max_num_batched_tokens"] = max(8192, config.max_model_len or _model_len(config.model))
+        args["max_num_batched_tokens"] = max(8192, config.max_model_len or _model_len(model))
     return args | dict(config.vllm_args)
 
 
-def _model_len(model: str) -> int:
+def _model_len(model: Path) -> int:
     """The context length a model folder's config.json declares (0 if it says nothing)."""
     import json
-    from pathlib import Path
 
-    path = Path(model) / "config.json"
+    path = model / "config.json"
     data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     return int(data.get("max_position_embeddings") or 0)
 
@@ -78,7 +80,7 @@ class VllmEngine(Engine):
 
         super().__init__(config)
         self._vllm = import_vllm()
-        path = check_model_dir(config.model)
+        path = model_files(config.model)
         self._owned = llm is None
         self.llm = llm if llm is not None else self._vllm.LLM(**engine_args(config))
         self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=config.trust_remote_code)

@@ -25,6 +25,7 @@ import yaml
 
 from aloe_core import storage
 from aloe_core.atomic import atomic_write_json, atomic_write_text
+from aloe_core.errors import InputError
 
 CardKind = Literal["sft", "dpo", "merge"]
 CARD = "README.md"
@@ -242,12 +243,43 @@ def _base_license(base_model: str) -> str:
     return "unknown"
 
 
+def rewrite_model_card(
+    model: str | Path,
+    *,
+    kind: CardKind,
+    eval_results: Sequence[str | Path] | None = None,
+    license: str | None = None,
+) -> str:
+    """``aloe train card``: write the card of an exported model folder (local or a URI) again from its
+    ``aloe_card.json``; returns where the card is.
+
+    On a URI only ``aloe_card.json`` is fetched (the card needs nothing else, a model's weights are
+    GBs), the card is made in a scratch folder, and the facts then ``README.md`` are put back, one
+    whole-object PUT each: a reader sees the old card or the new one.
+
+    Raises:
+        InputError: ``model`` has no ``aloe_card.json``.
+    """
+    import tempfile
+
+    if not storage.is_file(storage.join(model, FACTS)):
+        raise InputError(f"{storage.location(model)}: no {FACTS}; not a model folder exported by aloe")
+    if not storage.is_uri(model):
+        return str(write_model_card(Path(model), kind=kind, eval_results=eval_results, license=license))
+    with tempfile.TemporaryDirectory(prefix="aloe-card-") as scratch:
+        storage.download_file(storage.join(model, FACTS), Path(scratch, FACTS))
+        card = write_model_card(Path(scratch), kind=kind, eval_results=eval_results, license=license)
+        storage.upload_file(Path(scratch, FACTS), storage.join(model, FACTS))
+        storage.upload_file(card, storage.join(model, CARD))
+    return storage.join(model, CARD)
+
+
 def write_model_card(
     model_dir: Path,
     *,
     kind: CardKind,
     facts: dict[str, Any] | None = None,
-    eval_results: Sequence[Path | dict[str, Any]] | Path | None = None,
+    eval_results: Sequence[str | Path | dict[str, Any]] | str | Path | None = None,
     license: str | None = None,
 ) -> Path:
     """Write ``model_dir/README.md`` (and the facts, ``aloe_card.json``); return the card's path.
@@ -271,7 +303,8 @@ def write_model_card(
     if eval_results is not None:
         items = [eval_results] if isinstance(eval_results, (str, Path, dict)) else list(eval_results)
         facts["evaluations"] = [
-            r if isinstance(r, dict) else json.loads(Path(r).read_text(encoding="utf-8")) for r in items
+            r if isinstance(r, dict) else json.loads(storage.read_text(r))
+            for r in items  # a URI too
         ]
         for result in facts["evaluations"]:
             result.pop("config", None)  # the card keeps the scores; the eval run keeps its config

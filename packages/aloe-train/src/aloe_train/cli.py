@@ -58,27 +58,22 @@ def show_masking(
 
 @app.command("card")
 def card(
-    model: Annotated[str, typer.Argument(help="Exported model folder (with aloe_card.json).")],
+    model: Annotated[str, typer.Argument(help="Exported model folder or URI (with aloe_card.json).")],
     kind: Annotated[str, typer.Option("--kind", help="sft, dpo or merge.")],
     eval_results: Annotated[
-        list[Path] | None,
+        list[str] | None,  # not Paths: a URI's // would fold
         typer.Option("--eval", help="results.json of `aloe eval run` (repeatable: one column each)."),
     ] = None,
     license: Annotated[str | None, typer.Option("--license", help="License id of the model.")] = None,
 ) -> None:
     """Write the model card (README.md) again, with evaluation results from `aloe eval run`."""
+    from aloe_core import storage
     from aloe_core.errors import InputError
-    from aloe_core.storage import is_uri
-    from aloe_train.cards import FACTS, write_model_card
+    from aloe_train.cards import rewrite_model_card
 
     if kind not in ("sft", "dpo", "merge"):
         raise InputError(f"--kind {kind!r}: one of sft, dpo, merge")
-    if is_uri(model):
-        raise InputError(f"MODEL: {model}: the card is rewritten in a local model folder, not a URI yet")
-    folder = Path(model)
-    if not (folder / FACTS).is_file():
-        raise InputError(f"{folder}: no {FACTS}; not a model folder exported by aloe")
     for path in eval_results or []:
-        if not path.is_file():
+        if not storage.is_file(path):
             raise InputError(f"--eval {path}: no such file (an eval run's results.json)")
-    typer.echo(write_model_card(folder, kind=kind, eval_results=eval_results, license=license))  # type: ignore[arg-type]
+    typer.echo(rewrite_model_card(model, kind=kind, eval_results=eval_results, license=license))  # type: ignore[arg-type]

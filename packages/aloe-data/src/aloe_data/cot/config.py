@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
+from aloe_core import storage
 from aloe_core.config import StrictModel, config_hash
 from aloe_data.pipeline.stage import StageConfig
 from aloe_infer.engine import EngineConfig
@@ -63,8 +63,8 @@ class CotConfig(StageConfig):
     )
     chunk_dir: str | None = Field(
         None,
-        description="Checkpoint folder (default: <run>/_cot_chunks/<stage dir>/); shared storage on "
-        "clusters.",
+        description="Checkpoint folder, local or an s3:// / gs:// URI (default: <run>/_cot_chunks/<stage "
+        "dir>/); shared storage on clusters.",
     )
 
     @field_validator("concurrency")
@@ -112,10 +112,11 @@ class CotConfig(StageConfig):
 
 def model_fingerprint(path: str) -> str:
     """Cheap identity of a model folder: file names and sizes plus the bytes of config.json (hashing
-    70B of weights on every run would cost minutes)."""
-    folder = Path(path)
-    if not folder.is_dir():
+    70B of weights on every run would cost minutes). A folder on a URI is read on the store (nothing
+    downloaded) and a copy of it fingerprints like the original, so moving a model keeps the chunks."""
+    if not storage.is_dir(path):
         return ""
-    files = sorted((p.name, p.stat().st_size) for p in folder.iterdir() if p.is_file())
-    config = folder / "config.json"
-    return config_hash({"files": files, "config": config.read_text("utf-8") if config.is_file() else ""})
+    files = sorted((storage.name_of(p), storage.info(p).size) for p in storage.list_files(path))
+    config = storage.join(path, "config.json")
+    text = storage.read_text(config) if storage.is_file(config) else ""
+    return config_hash({"files": files, "config": text})

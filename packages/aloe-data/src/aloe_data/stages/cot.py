@@ -18,7 +18,8 @@ Rows without an MCQA item pass through (or are dropped ``cot_not_applicable`` wi
 Generation runs in a Ray Data actor pool (``concurrency`` actors, ``num_gpus``/``cpus_per_actor`` each, one
 engine per actor: vLLM or transformers, see :mod:`aloe_infer.engine`); the same config scales from
 one CPU actor with the tiny model to GPU actors with tensor-parallel vLLM engines. Results are written
-per batch to a chunk folder (``chunk_dir``, default ``<run>/_cot_chunks/<stage dir>/``), so a killed
+per batch to a chunk folder (``chunk_dir``, default ``<run>/_cot_chunks/<stage dir>/``; local or a URI,
+each chunk one atomic write, see :mod:`aloe_data.cot.chunks`), so a killed
 job resumes without regenerating finished rows, and an actor that dies is restarted by Ray with its
 batch retried.
 """
@@ -75,17 +76,10 @@ class CotStage(Stage):
     def generation_key(self) -> str:
         return self.config.generation_key(self.digest)
 
-    def chunk_dir(self, ctx: StageContext) -> Path:
-        """Where this config's finished results are kept (created; other configs' results removed)."""
-        if self.config.chunk_dir is None and storage.is_uri(ctx.out_dir):
-            # The chunk store renames files into place, which object storage cannot do.
-            raise ConfigError(
-                f"chunk_dir: the run is on object storage ({ctx.out_dir}); set chunk_dir to a local or "
-                "shared (NFS) folder for the cot stage's checkpoints"
-            )
-        root = (
-            Path(self.config.chunk_dir) if self.config.chunk_dir else ctx.out_dir / CHUNKS_DIR / ctx.stage_dir
-        )
+    def chunk_dir(self, ctx: StageContext) -> str | Path:
+        """Where this config's finished results are kept (created; other configs' results removed): a
+        local folder or a URI, the run's own by default (on object storage too: each chunk is one PUT)."""
+        root = self.config.chunk_dir or storage.join(ctx.out_dir, CHUNKS_DIR, ctx.stage_dir)
         return chunks.prepare(root, self.generation_key())
 
     def apply(self, ds: ray.data.Dataset, ctx: StageContext) -> ray.data.Dataset:

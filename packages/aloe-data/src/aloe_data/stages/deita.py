@@ -41,7 +41,7 @@ from aloe_data.scoring.prompts import (
     row_messages,
 )
 from aloe_data.scoring.scorer import expected_scores, resolve_score_ids
-from aloe_infer.engine import EngineConfig, check_model_dir
+from aloe_infer.engine import EngineConfig, model_files
 from aloe_infer.scoring import NextTokenScorer, build_scorer
 
 META_KEY = "deita"
@@ -132,9 +132,7 @@ def load_scoring_model(path: str, config: DeitaScoreConfig, device: str, llm: An
 
     # Everything that can reject the config is checked on the tokenizer alone, before any weights load
     # (a vLLM engine takes a minute to start); the backend then loads its own copy of the same files.
-    tokenizer = AutoTokenizer.from_pretrained(
-        check_model_dir(path), trust_remote_code=config.trust_remote_code
-    )
+    tokenizer = AutoTokenizer.from_pretrained(model_files(path), trust_remote_code=config.trust_remote_code)
     if not getattr(tokenizer, "is_fast", False):  # PromptFitter cuts fields at token offsets
         raise AloeError(f"{path}: the scorer needs a fast tokenizer (tokenizer.json)")
     score_ids = resolve_score_ids(tokenizer, config.score_tokens, path)

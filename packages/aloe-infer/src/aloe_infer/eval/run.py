@@ -21,7 +21,7 @@ from typing import Any
 from aloe_core import storage
 from aloe_core.atomic import atomic_write_json, atomic_write_text, remove_debris
 from aloe_core.errors import ConfigError, InputError
-from aloe_infer.engine import check_model_dir
+from aloe_infer.engine import check_model_dir, model_files
 from aloe_infer.eval.benchmarks import Benchmark, EvalItem, load_benchmarks
 from aloe_infer.eval.config import WITHOUT_RETRIEVAL, EvalConfig
 from aloe_infer.eval.prompts import PromptRenderer
@@ -51,8 +51,9 @@ def _model_len(model: Path, configured: int | None) -> int:
     return native
 
 
-def _check_weights(model: Path) -> None:
-    if not any(model.glob("*.safetensors")):
+def _check_weights(model: str | Path) -> None:
+    """On the model's own storage: the driver's copy of a URI model has no weights (:func:`_setup`)."""
+    if not storage.list_files(model, "*.safetensors"):
         raise InputError(f"{model}: no *.safetensors weights in the model folder (safetensors only)")
 
 
@@ -71,8 +72,8 @@ class _Setup:
 def _setup(config: EvalConfig) -> _Setup:
     from transformers import AutoTokenizer
 
-    model = check_model_dir(config.engine.model)
-    _check_weights(model)
+    _check_weights(check_model_dir(config.engine.model))
+    model = model_files(config.engine.model, weights=False)  # the engines fetch the weights themselves
     benchmarks, excluded = load_benchmarks(config.benchmarks, config.split, config.names, config.limit)
     items = [item for bench in benchmarks for item in bench.items]
     retrieved = None

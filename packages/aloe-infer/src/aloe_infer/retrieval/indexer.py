@@ -2,7 +2,10 @@
 
 The build happens in a staging folder beside ``out`` and is published with two renames
 (:func:`aloe_core.atomic.publish_dir`), so a build killed at any point leaves the previous index whole;
-the next build removes the debris.
+the next build removes the debris. ``out`` may be an ``s3://`` / ``gs://`` URI: the index is then built
+in a local scratch folder and uploaded with its manifest last (:func:`aloe_core.atomic.building_dir`),
+so a reader that finds ``manifest.json`` finds the whole index, and the previous index is read from
+its local copy (:func:`aloe_infer.retrieval.store.local_index`).
 
 Incremental: a source file whose relative path and sha256 match the previous index (built with the same
 embedding model, chunking and fields) keeps its chunk table and vectors, hard-linked into the new
@@ -26,7 +29,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from aloe_core.atomic import atomic_write_json, publish_dir, remove_debris, staging_dir
+from aloe_core import storage
+from aloe_core.atomic import atomic_write_json, building_dir, remove_debris
 from aloe_core.errors import InputError
 from aloe_infer.actors import EmbedActor, actor_cpus, run_pass
 from aloe_infer.retrieval.chunking import Chunker, embedding_text
@@ -43,6 +47,7 @@ from aloe_infer.retrieval.store import (
     VECTORS,
     file_key,
     load_chunks,
+    local_index,
     model_identity,
     read_manifest,
     resolve_embedding_model,
@@ -78,7 +83,7 @@ def build_index(corpus: str | Path, out: str | Path, config: IndexConfig) -> dic
         InputError: the corpus is missing or holds no supported file.
     """
     started = time.perf_counter()
-    corpus, out = Path(corpus), Path(out)
+    corpus, out = Path(corpus), storage.location(out)
     remove_debris(out)
     sources, unsupported = list_sources(corpus)
     if not sources:
@@ -86,8 +91,7 @@ def build_index(corpus: str | Path, out: str | Path, config: IndexConfig) -> dic
     model = resolve_embedding_model(config.embedding_model)
     identity = model_identity(model)
     previous = _previous(out, config, identity)
-    staging = staging_dir(out)
-    try:
+    with building_dir(out, last=MANIFEST) as staging:
         for name in (CHUNKS, VECTORS, BM25):
             (staging / name).mkdir()
         build = _Build(staging, config, model, identity["dim"])
@@ -103,11 +107,7 @@ def build_index(corpus: str | Path, out: str | Path, config: IndexConfig) -> dic
             staging / BM25,
         )
         manifest["build"]["seconds"] = round(time.perf_counter() - started, 3)
-        atomic_write_json(staging / MANIFEST, manifest)  # last: a folder without it is no index
-        publish_dir(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        atomic_write_json(staging / MANIFEST, manifest)  # last (uploaded last): without it, no index
     counts = manifest["counts"]
     logger.info(
         "rag index %s: %d files, %d documents, %d chunks (%d embedded, %d reused), dropped %s",
@@ -126,12 +126,14 @@ def _columns(table: pa.Table, *names: str) -> list[list[Any]]:
     return [table.column(name).to_pylist() for name in names]
 
 
-def _previous(out: Path, config: IndexConfig, identity: dict[str, Any]) -> dict[str, Any] | None:
-    """The previous index at ``out`` if its chunks and vectors can be reused, else None."""
-    if not (out / MANIFEST).is_file():
+def _previous(out: str | Path, config: IndexConfig, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """The previous index at ``out`` (a URI: its local copy) if its chunks and vectors can be reused,
+    else None."""
+    if not storage.is_file(storage.join(out, MANIFEST)):
         return None
     try:
-        manifest = read_manifest(out)
+        folder = local_index(out)
+        manifest = read_manifest(folder)
     except InputError as exc:
         logger.warning("%s; building from scratch", exc)
         return None
@@ -143,7 +145,7 @@ def _previous(out: Path, config: IndexConfig, identity: dict[str, Any]) -> dict[
     if not same:
         logger.info("%s: built with another embedding model, chunking or fields; re-embedding all", out)
         return None
-    return manifest | {"dir": out, "by_key": {entry["key"]: entry for entry in manifest["files"]}}
+    return manifest | {"dir": folder, "by_key": {entry["key"]: entry for entry in manifest["files"]}}
 
 
 def _index_file(

@@ -25,6 +25,7 @@ from aloe_infer.retrieval.store import (
     BM25,
     check_same_model,
     load_chunks,
+    local_index,
     model_identity,
     read_manifest,
     resolve_embedding_model,
@@ -66,12 +67,12 @@ class Retriever:
                 index was built with; both one line.
         """
         config = config or RetrievalConfig()
-        index_dir = Path(index_dir)
+        name, index_dir = index_dir, local_index(index_dir)  # a URI: its local copy
         manifest = read_manifest(index_dir)
         model = None
         if config.retriever != "bm25":
             model = resolve_embedding_model(config.embedding_model)
-            check_same_model(index_dir, manifest, model_identity(model))
+            check_same_model(name, manifest, model_identity(model))
         retriever = cls(index_dir, config, manifest, load_chunks(index_dir, manifest))
         if model is not None:
             from aloe_infer.embeddings import SentenceEmbedder

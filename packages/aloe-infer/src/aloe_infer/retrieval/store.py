@@ -28,6 +28,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from aloe_core import storage
 from aloe_core.errors import InputError
 
 FORMAT = "aloe-rag-index/1"
@@ -56,21 +57,33 @@ def file_key(rel: str, sha256: str) -> str:
     return hashlib.sha256(f"{rel}\0{sha256}".encode()).hexdigest()[:24]
 
 
+def local_index(index_dir: str | Path) -> Path:
+    """The local folder to load the index ``index_dir`` from (FAISS and BM25 read local files): itself,
+    or for a URI its copy in this machine's cache (:func:`aloe_core.storage.local_copy`), fetched again
+    only when the index on the store changed. The manifest is checked on the store first, so a missing
+    index there is :func:`read_manifest`'s one-line error.
+    """
+    if not storage.is_uri(index_dir):
+        return Path(index_dir)
+    read_manifest(index_dir)
+    return Path(storage.local_copy(index_dir))
+
+
 def read_manifest(index_dir: str | Path) -> dict[str, Any]:
     """The manifest of a finished index.
 
     Raises:
         InputError: no index at ``index_dir`` (or one this version cannot read).
     """
-    index_dir = Path(index_dir)
-    path = index_dir / MANIFEST
-    if not path.is_file():
+    index_dir = storage.location(index_dir)
+    path = storage.join(index_dir, MANIFEST)
+    if not storage.is_file(path):
         raise InputError(
             f"{index_dir}: no RAG index here (no {MANIFEST}); build one with "
             f"`aloe infer index --corpus PATH --out {index_dir}`"
         )
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(storage.read_text(path))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: unreadable index manifest ({exc}); rebuild the index") from None
     if manifest.get("format") != FORMAT:

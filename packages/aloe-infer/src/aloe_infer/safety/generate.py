@@ -18,7 +18,7 @@ from aloe_core.config import StrictModel
 from aloe_core.errors import InputError
 from aloe_core.schemas import stable_id
 from aloe_infer.actors import ActorPoolConfig, GenerateActor, RetryConfig, actor_cpus, run_pass
-from aloe_infer.engine import EngineConfig, check_model_dir
+from aloe_infer.engine import EngineConfig, model_files
 
 
 class GenerationConfig(StrictModel):
@@ -39,7 +39,7 @@ class Output:
 def load_tokenizer(engine: EngineConfig) -> Any:
     from transformers import AutoTokenizer
 
-    path = check_model_dir(engine.model)
+    path = model_files(engine.model, weights=False)  # the driver tokenizes; actors load the weights
     return AutoTokenizer.from_pretrained(path, trust_remote_code=engine.trust_remote_code)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aloe_core import storage
 from aloe_train.cards import FACTS
 from aloe_train.merge.config import MergeConfig
 
@@ -49,7 +50,7 @@ def merge_card(
 ) -> dict[str, Any]:
     """Card facts. ``inputs`` maps each input folder (absolute, in input order) to its files."""
     spec = cfg.spec
-    base = str(Path(cfg.base_model).absolute()) if cfg.base_model else None
+    base = model_name(cfg.base_model) if cfg.base_model else None
     settings = [
         f"- method: `{cfg.merge_method}` ({PRETTY[cfg.merge_method]}, {REFERENCES[cfg.merge_method]})",
         f"- base model: `{base}`" if base else "- base model: none (linear merge of the listed models)",
@@ -74,11 +75,11 @@ def merge_card(
         "Reproduce": "```bash\naloe train merge mergekit_config.yml --output-dir OUT\n```\n\n"
         "Relative model paths in the recipe are resolved from the directory the command runs in.",
     }
-    datasets = sorted({d for folder in inputs for d in _input_datasets(Path(folder))})
+    datasets = sorted({d for folder in inputs for d in _input_datasets(folder)})
     return {
         "kind": "merge",
         "title": title,
-        "base_model": base or str(Path(cfg.models[0].model).absolute()),
+        "base_model": base or model_name(cfg.models[0].model),
         "tags": [cfg.merge_method],
         "release": None,
         "datasets": datasets,
@@ -93,10 +94,17 @@ def merge_card(
     }
 
 
-def _input_datasets(folder: Path) -> list[str]:
-    """The data releases an input model was trained on, from its own card facts (if aloe made it)."""
-    facts = folder / FACTS
-    return json.loads(facts.read_text(encoding="utf-8")).get("datasets", []) if facts.is_file() else []
+def model_name(path: str | Path) -> str:
+    """How the card (and the output check) names a model folder: a URI as written, a local path absolute
+    (relative recipe paths depend on where the command ran)."""
+    return str(path).rstrip("/") if storage.is_uri(path) else str(Path(path).absolute())
+
+
+def _input_datasets(folder: str) -> list[str]:
+    """The data releases an input model was trained on, from its own card facts (if aloe made it; read
+    where the model is, a URI included)."""
+    facts = storage.join(folder, FACTS)
+    return json.loads(storage.read_text(facts)).get("datasets", []) if storage.is_file(facts) else []
 
 
 def _hyperparameters(cfg: MergeConfig) -> dict[str, Any]:

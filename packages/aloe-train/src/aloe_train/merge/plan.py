@@ -55,8 +55,8 @@ class SourceModel:
         folder = Path(path)
         if not folder.is_dir():
             raise InputError(
-                f"{folder}: model folder not found (aloe merges local Hugging Face folders; download "
-                "hub models first, e.g. with `huggingface-cli download`)"
+                f"{folder}: model folder not found (aloe merges Hugging Face folders, local or on s3:// or "
+                "gs://; download hub models first, e.g. with `huggingface-cli download`)"
             )
         config_file = folder / "config.json"
         if not config_file.is_file():

@@ -13,7 +13,11 @@ The output folder (Hugging Face layout, loadable with ``from_pretrained`` and vL
 * ``README.md`` (see :mod:`.card`) and ``mergekit_config.yml`` (the recipe as given).
 
 It is assembled in a hidden sibling folder and renamed into place at the end, so an interrupted merge
-never leaves a folder that loads.
+never leaves a folder that loads. Input models (and ``tokenizer_source``) may be ``s3://`` / ``gs://``
+URIs, read from their local copies (:func:`aloe_core.storage.local_copy`: safetensors are memory-mapped);
+so may ``output_dir``: the folder is then built in a local scratch folder and uploaded with
+``config.json`` last (:func:`aloe_core.atomic.building_dir`), the rule of training exports, and a
+folder on the bucket without ``config.json`` (an upload that was cut off) counts as empty.
 """
 
 from __future__ import annotations
@@ -33,12 +37,12 @@ from typing import Any, BinaryIO
 import torch
 import yaml
 
-from aloe_core.atomic import publish_dir, remove_debris, staging_dir
+from aloe_core import storage
+from aloe_core.atomic import building_dir, remove_debris
 from aloe_core.errors import ConfigError, InputError
-from aloe_core.storage import is_uri
 from aloe_train.cards import write_model_card
 from aloe_train.merge import methods
-from aloe_train.merge.card import FileRecord, merge_card
+from aloe_train.merge.card import FileRecord, merge_card, model_name
 from aloe_train.merge.config import MergeConfig
 from aloe_train.merge.io import (
     ShardWriter,
@@ -94,7 +98,7 @@ def run_merge(
     cfg.check()
     out = _destination(cfg, output_dir, overwrite)
     remove_debris(out)  # a killed earlier merge's staging folder beside it
-    models = [SourceModel.open(entry.model) for entry in cfg.inputs()]
+    models = [SourceModel.open(storage.local_copy(entry.model)) for entry in cfg.inputs()]
     reference = models[[m.model for m in cfg.inputs()].index(cfg.reference_model())]
     check_compatible(models, reference)
     _warn_ignored_base_parameters(cfg)
@@ -102,9 +106,7 @@ def run_merge(
     tokenizer_dir = _tokenizer_source(cfg, reference)
     max_bytes = parse_size(cfg.max_shard_size)
     logger.info("merging %d tensors of %d models (%s) into %s", len(jobs), len(models), cfg.merge_method, out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = staging_dir(out)
-    try:
+    with building_dir(out, last="config.json") as staging:
         outputs = _merge_weights(staging, cfg, models, jobs, max_bytes)
         out_dtypes = {str(j.out_dtype).removeprefix("torch.") for j in jobs if j.floating}
         _copy_side_files(reference.path, tokenizer_dir, staging, out_dtypes)
@@ -112,19 +114,15 @@ def run_merge(
         (staging / RECIPE_FILE).write_text(text, encoding="utf-8")
         facts = merge_card(
             cfg,
-            title=out.name,
+            title=storage.name_of(out),
             config_text=text,
-            inputs=_hash_inputs(models),
+            inputs=_hash_inputs(models, [model_name(entry.model) for entry in cfg.inputs()]),
             outputs=outputs,
             tensors=len(jobs),
             parameters=sum(_numel(j.shape) for j in jobs),
             out_dtype=", ".join(sorted(out_dtypes)) or "n/a",
         )
         write_model_card(staging, kind="merge", facts=facts)
-        publish_dir(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     seconds = time.perf_counter() - start
     logger.info("merged %d tensors into %s in %.1f s", len(jobs), out, seconds)
     return {
@@ -147,19 +145,19 @@ def peak_rss_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _destination(cfg: MergeConfig, output_dir: str | Path | None, overwrite: bool) -> Path:
+def _destination(cfg: MergeConfig, output_dir: str | Path | None, overwrite: bool) -> str | Path:
     target = output_dir if output_dir is not None else cfg.output_dir
     if target is None:
         raise ConfigError("no output folder: set output_dir in the config or pass --output-dir")
-    # The merge reads safetensors by memory map and writes shards in place: local or shared folders only.
-    if is_uri(target):
-        raise ConfigError(f"output_dir: {target}: merge writes to a local or shared folder, not a URI yet")
-    for entry in cfg.inputs():
-        if is_uri(entry.model):
-            raise ConfigError(f"models: {entry.model}: merge reads local model folders, not URIs yet")
+    name = model_name(target)
+    if any(model_name(entry.model) == name for entry in cfg.inputs()):
+        raise InputError(f"{name}: the output folder is one of the input models; choose another")
+    if storage.is_uri(target):
+        out = str(target).rstrip("/")
+        if storage.is_file(storage.join(out, "config.json")) and not overwrite:  # a whole model is there
+            raise InputError(f"{out}: folder is not empty; pass --force (overwrite=True) to replace it")
+        return out
     out = Path(target).absolute()
-    if any(Path(entry.model).absolute() == out for entry in cfg.inputs()):
-        raise InputError(f"{out}: the output folder is one of the input models; choose another")
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a directory; choose another output folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
@@ -181,10 +179,11 @@ def _tokenizer_source(cfg: MergeConfig, reference: SourceModel) -> Path | None:
             logger.warning("%s has no tokenizer files; the output will have none", reference.path)
             return None
         return reference.path
-    folder = Path(cfg.tokenizer_source)
+    folder = Path(storage.local_copy(cfg.tokenizer_source))  # a URI: its cached local copy
     if not any((folder / name).is_file() for name in TOKENIZER_FILES):
         raise InputError(
-            f"tokenizer_source: {folder} has no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}, ...)"
+            f"tokenizer_source: {cfg.tokenizer_source} has no tokenizer files "
+            f"({', '.join(TOKENIZER_FILES[:2])}, ...)"
         )
     return folder
 
@@ -304,13 +303,15 @@ def _copy_side_files(
             shutil.copyfile(tokenizer_dir / name, staging / name)
 
 
-def _hash_inputs(models: list[SourceModel]) -> dict[str, list[FileRecord]]:
-    """sha256 of every input weights file, hashed in parallel threads (a second read of the inputs)."""
+def _hash_inputs(models: list[SourceModel], names: list[str]) -> dict[str, list[FileRecord]]:
+    """sha256 of every input weights file, hashed in parallel threads (a second read of the inputs), by
+    the name the card gives each model (``names``, in the order of ``models``)."""
     files = [f for m in models for f in m.files]
     with ThreadPoolExecutor(max_workers=min(4, len(files))) as pool:
         digests = dict(zip(files, pool.map(sha256_file, files), strict=True))
     return {
-        str(m.path.absolute()): [FileRecord(f, f.stat().st_size, digests[f]) for f in m.files] for m in models
+        name: [FileRecord(f, f.stat().st_size, digests[f]) for f in m.files]
+        for name, m in zip(names, models, strict=True)
     }
 
 
