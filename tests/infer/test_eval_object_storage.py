@@ -119,3 +119,33 @@ def test_an_engine_model_uri_without_a_model_is_a_one_line_error(
     assert done.stderr.strip().splitlines()[-1] == (
         f"aloe: error: {model}: not a Hugging Face model folder (no config.json under this URI)"
     )
+
+
+def test_a_benchmark_folder_on_the_bucket_loads_the_items_of_the_local_folder(
+    s3_bucket, shared_mcqa, tmp_path, monkeypatch
+):
+    """`--benchmarks s3://...`: the same benchmarks, items and skipped items as the folder on disk."""
+    from aloe_core.errors import InputError
+    from aloe_infer.eval.benchmarks import load_benchmarks
+
+    monkeypatch.setenv("ALOE_CACHE_DIR", str(tmp_path / "cache"))
+    local = tmp_path / "bench"
+    local.mkdir()
+    for name in (
+        "medqa_4opt/medqa_4opt_test.json",
+        "pubmedqa/pubmedqa_test.json",
+        "medmcqa/medmcqa_val.json",
+    ):
+        (local / name).parent.mkdir(exist_ok=True)
+        (local / name).write_bytes((shared_mcqa / name).read_bytes())
+    uri = s3_bucket + "/benchmarks"
+    upload_dir(local, uri, last="pubmedqa/pubmedqa_test.json")
+
+    remote, remote_excluded = load_benchmarks(uri, limit=5)
+    here, here_excluded = load_benchmarks(local, limit=5)
+    assert [b.name for b in remote] == [b.name for b in here] == ["medqa", "pubmedqa"]
+    assert [b.items for b in remote] == [b.items for b in here]
+    assert remote_excluded == here_excluded
+    assert [b.name for b in load_benchmarks(uri, split="val")[0]] == ["medmcqa"]
+    with pytest.raises(InputError, match=r"^s3://.*/nothing-here: benchmark folder not found"):
+        load_benchmarks(s3_bucket + "/nothing-here")

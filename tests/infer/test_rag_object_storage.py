@@ -73,3 +73,27 @@ def test_a_uri_without_an_index_is_a_one_line_error(s3_bucket, tmp_path, monkeyp
     where = s3_bucket + "/rag/none"
     with pytest.raises(InputError, match=rf"^{where}: no RAG index here \(no manifest\.json\); build one"):
         Retriever.open(where, RetrievalConfig(retriever="bm25"))
+
+
+def test_a_corpus_folder_on_the_bucket_indexes_as_the_local_folder(
+    s3_bucket, local_index_config, tmp_path, monkeypatch
+):
+    """`aloe infer index --corpus s3://...`: the same chunks, vectors and manifest as from the folder."""
+    from aloe_core.atomic import upload_dir
+
+    monkeypatch.setenv("ALOE_CACHE_DIR", str(tmp_path / "cache"))
+    corpus = tmp_path / "corpus"
+    _write_jsonl(corpus / "a.jsonl", _docs("a", 5))
+    _write_jsonl(corpus / "sub" / "b.jsonl", _docs("b", 4))
+    uri = s3_bucket + "/corpus"
+    upload_dir(corpus, uri, last="a.jsonl")
+    build_index(corpus, str(tmp_path / "from-disk"), local_index_config)
+    built = build_index(uri, str(tmp_path / "from-bucket"), local_index_config)
+    assert built["counts"]["files"] == 2 and built["build"]["embedded_chunks"] == 9
+    here, there = _files(str(tmp_path / "from-disk")), _files(str(tmp_path / "from-bucket"))
+    assert _without_timing(there.pop(MANIFEST)) == _without_timing(here.pop(MANIFEST))
+    assert there == here
+    with pytest.raises(InputError, match=r"corpus on object storage must be a folder"):
+        build_index(uri + "/a.jsonl", str(tmp_path / "x"), local_index_config)
+    with pytest.raises(InputError, match=r"corpus not found"):
+        build_index(s3_bucket + "/nothing", str(tmp_path / "y"), local_index_config)

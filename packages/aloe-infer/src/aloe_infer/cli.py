@@ -87,7 +87,9 @@ def _rag_config(config: Path | None, overrides: list[str] | None, **flags: objec
 
 @app.command()
 def index(
-    corpus: Annotated[Path, typer.Option("--corpus", help="A .jsonl/.json/.parquet file or a folder.")],
+    corpus: Annotated[
+        str, typer.Option("--corpus", help="A .jsonl/.json/.parquet file or a folder (or a folder URI).")
+    ],
     out: Annotated[str, typer.Option("--out", help="Index folder (replaced atomically; reused files kept).")],
     config: ConfigOption = None,
     overrides: SetOption = None,

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aloe_core import storage
 from aloe_core.containers import READERS
 from aloe_core.errors import InputError
 from aloe_core.layouts import LAYOUTS, RowError, sniff_benchmark_format
@@ -135,9 +136,16 @@ def _split_stem(path: Path, split: str) -> str | None:
 def discover(folder: str | Path, split: str = "test") -> list[BenchmarkFile]:
     """Every ``<stem>_<split>`` file under ``folder``, with its benchmark and subject, sorted by path.
 
+    ``folder`` may be an ``s3://`` / ``gs://`` URI: test sets are small, so the folder is read from this
+    machine's copy (:func:`aloe_core.storage.local_copy`, fetched again only when the folder changes).
+
     Raises:
         InputError: the folder does not exist or holds no such file.
     """
+    if storage.is_uri(folder):
+        if not storage.list_tree(folder):
+            raise InputError(f"{folder}: benchmark folder not found (no file under this URI)")
+        folder = storage.local_copy(folder)
     root = Path(folder)
     if not root.is_dir():
         raise InputError(f"{root}: benchmark folder not found")

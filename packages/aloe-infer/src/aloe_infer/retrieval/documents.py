@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aloe_core import storage
 from aloe_core.containers import READERS, RawRow, json_type
 from aloe_core.errors import InputError
 from aloe_infer.retrieval.config import DocumentFields
@@ -61,9 +62,19 @@ def file_sha256(path: Path) -> str:
 def list_sources(corpus: str | Path) -> tuple[list[SourceFile], list[str]]:
     """``(supported files sorted by relative path, unsupported relative paths)``.
 
+    A corpus folder on an ``s3://`` / ``gs://`` URI is read from this machine's copy
+    (:func:`aloe_core.storage.local_copy`: fetched once per version of the folder); the relative paths,
+    and so the documents' ids and the reuse of a previous index's vectors, are those of the folder.
+
     Raises:
         InputError: the corpus path does not exist, or is a file of an unsupported type.
     """
+    if storage.is_uri(corpus):
+        if storage.is_file(corpus):
+            raise InputError(f"{corpus}: a corpus on object storage must be a folder (give its folder)")
+        if not storage.list_tree(corpus):
+            raise InputError(f"{corpus}: corpus not found (no file under this URI)")
+        corpus = storage.local_copy(corpus)
     corpus = Path(corpus)
     if corpus.is_file():
         kind = KINDS.get(corpus.suffix.lower())

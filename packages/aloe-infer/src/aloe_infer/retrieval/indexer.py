@@ -83,7 +83,7 @@ def build_index(corpus: str | Path, out: str | Path, config: IndexConfig) -> dic
         InputError: the corpus is missing or holds no supported file.
     """
     started = time.perf_counter()
-    corpus, out = Path(corpus), storage.location(out)
+    out = storage.location(out)
     remove_debris(out)
     sources, unsupported = list_sources(corpus)
     if not sources:
