@@ -97,3 +97,32 @@ def test_a_corpus_folder_on_the_bucket_indexes_as_the_local_folder(
         build_index(uri + "/a.jsonl", str(tmp_path / "x"), local_index_config)
     with pytest.raises(InputError, match=r"corpus not found"):
         build_index(s3_bucket + "/nothing", str(tmp_path / "y"), local_index_config)
+
+
+def test_aloe_infer_retrieve_reads_queries_from_and_writes_hits_to_the_bucket(
+    s3_bucket, local_index_config, tmp_path, monkeypatch
+):
+    """`aloe infer retrieve --queries s3://... --out s3://...` writes the hits a local run writes."""
+    from typer.testing import CliRunner
+
+    from aloe_infer.cli import app
+
+    monkeypatch.setenv("ALOE_CACHE_DIR", str(tmp_path / "cache"))
+    _write_jsonl(tmp_path / "corpus" / "a.jsonl", _docs("a", 5))
+    index = str(tmp_path / "index")
+    build_index(tmp_path / "corpus", index, local_index_config)
+    queries = "".join(json.dumps({"id": i, "question": q}) + "\n" for i, q in enumerate(QUERIES))
+    (tmp_path / "q.jsonl").write_text(queries)
+    storage.put_object(s3_bucket + "/q.jsonl", queries.encode())
+    runner = CliRunner()
+    for source, out in ((str(tmp_path / "q.jsonl"), str(tmp_path / "hits.jsonl")),
+                        (s3_bucket + "/q.jsonl", s3_bucket + "/hits.jsonl")):  # fmt: skip
+        done = runner.invoke(
+            app, ["retrieve", "--index", index, "--queries", source, "--out", out, "--retriever", "bm25"]
+        )
+        assert done.exit_code == 0, done.output
+    hits = storage.read_text(s3_bucket + "/hits.jsonl")
+    assert hits == (tmp_path / "hits.jsonl").read_text() and len(hits.splitlines()) == len(QUERIES)
+    missing = runner.invoke(app, ["retrieve", "--index", index, "--queries", s3_bucket + "/none.jsonl",
+                                  "--out", str(tmp_path / "x.jsonl")])  # fmt: skip
+    assert isinstance(missing.exception, InputError) and "queries file not found" in str(missing.exception)

@@ -112,9 +112,10 @@ def retrieve(
     index_dir: Annotated[
         str, typer.Option("--index", help="An index folder (or URI) from `aloe infer index`.")
     ],
-    queries: Annotated[Path, typer.Option("--queries", help="JSONL of {id, question} lines.")],
+    queries: Annotated[str, typer.Option("--queries", help="JSONL of {id, question} lines (or a URI).")],
     out: Annotated[
-        Path, typer.Option("--out", help="JSONL: {id, results: [{doc_id, chunk_id, score, title}]}.")
+        str,
+        typer.Option("--out", help="JSONL: {id, results: [{doc_id, chunk_id, score, title}]}; may be a URI."),
     ],
     k: Annotated[int, typer.Option("--k", min=1, help="Hits per query.")] = 5,
     retriever: Annotated[

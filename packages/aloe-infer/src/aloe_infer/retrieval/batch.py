@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from aloe_core import storage
 from aloe_core.atomic import atomic_write_text
 from aloe_core.containers import iter_jsonl
 from aloe_core.errors import InputError
@@ -16,19 +17,18 @@ from aloe_infer.retrieval.retriever import Hit
 
 
 def read_queries(path: str | Path) -> tuple[list[str], list[str]]:
-    """``(ids, questions)`` of a JSONL file of ``{id, question}`` objects.
+    """``(ids, questions)`` of a JSONL file (local or on a URI) of ``{id, question}`` objects.
 
     Raises:
         InputError: the file is missing, a line is not a JSON object, a field is missing or not a
             string (ids may be integers), an id repeats, or there are no queries.
     """
-    path = Path(path)
-    if not path.is_file():
+    if not storage.is_file(path):
         raise InputError(f"{path}: queries file not found")
     ids: list[str] = []
     questions: list[str] = []
     seen: set[str] = set()
-    with path.open("rb") as handle:
+    with storage.open_input(path) as handle:  # a local file or an s3:// / gs:// object
         for row in iter_jsonl(handle):
             if row.error is not None or row.value is None:
                 raise InputError(f"{path}:{row.locator}: {row.error}")
@@ -48,7 +48,8 @@ def read_queries(path: str | Path) -> tuple[list[str], list[str]]:
 
 
 def write_results(path: str | Path, ids: list[str], results: list[list[Hit]]) -> None:
-    """One line per query, ``{id, results: [{doc_id, chunk_id, score, title}]}``, written atomically."""
+    """One line per query, ``{id, results: [{doc_id, chunk_id, score, title}]}``, written atomically
+    (one PUT on a URI)."""
     lines = [
         json.dumps(
             {
