@@ -293,7 +293,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "aloe")
 
 
-def local_copy(path: PathLike, *, exclude: tuple[str, ...] = ()) -> str:
+def local_copy(path: PathLike, *, exclude: tuple[str, ...] = (), missing: str = "model folder") -> str:
     """``path`` as a local folder for libraries that only read local files (transformers'
     ``from_pretrained``, tokenizers): a local path as given; a URI folder (a model exported to
     ``s3://...``) downloaded once into :func:`cache_root` ``/uri/`` and that copy's path. ``exclude``
@@ -307,7 +307,8 @@ def local_copy(path: PathLike, *, exclude: tuple[str, ...] = ()) -> str:
     the second to finish discards its own. Old copies are not removed (delete the cache to free space).
 
     Raises:
-        InputError: naming ``path`` when nothing is stored under it.
+        InputError: naming ``path`` (and ``missing``, what was expected there) when nothing is stored
+            under it.
     """
     import hashlib
     import json
@@ -318,7 +319,7 @@ def local_copy(path: PathLike, *, exclude: tuple[str, ...] = ()) -> str:
         return str(path)
     files = list_tree(path)
     if not files:
-        raise InputError(f"{path}: no file under this URI (a model folder is expected there)")
+        raise InputError(f"{path}: {missing} not found (no file under this URI)")
     listing = [(i.path, i.size, i.mtime_ns) for i in files]
     key = [str(path).rstrip("/"), listing, *([sorted(exclude)] if exclude else [])]  # whole copies: as before
     digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]

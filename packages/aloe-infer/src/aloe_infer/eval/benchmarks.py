@@ -142,11 +142,7 @@ def discover(folder: str | Path, split: str = "test") -> list[BenchmarkFile]:
     Raises:
         InputError: the folder does not exist or holds no such file.
     """
-    if storage.is_uri(folder):
-        if not storage.list_tree(folder):
-            raise InputError(f"{folder}: benchmark folder not found (no file under this URI)")
-        folder = storage.local_copy(folder)
-    root = Path(folder)
+    root = Path(storage.local_copy(folder, missing="benchmark folder"))
     if not root.is_dir():
         raise InputError(f"{root}: benchmark folder not found")
     found = []

@@ -72,9 +72,7 @@ def list_sources(corpus: str | Path) -> tuple[list[SourceFile], list[str]]:
     if storage.is_uri(corpus):
         if storage.is_file(corpus):
             raise InputError(f"{corpus}: a corpus on object storage must be a folder (give its folder)")
-        if not storage.list_tree(corpus):
-            raise InputError(f"{corpus}: corpus not found (no file under this URI)")
-        corpus = storage.local_copy(corpus)
+        corpus = storage.local_copy(corpus, missing="corpus")
     corpus = Path(corpus)
     if corpus.is_file():
         kind = KINDS.get(corpus.suffix.lower())
