@@ -54,9 +54,12 @@ start_node() {  # start_node NAME ARGS...: one `ray start --block` in its own se
 }
 
 wait_for() {  # wait_for NAME PATTERN: until the node's log shows PATTERN (or the node dies: fail)
-  local name=$1 pattern=$2 waited=0
+  local name=$1 pattern=$2 waited=0 pid
+  pid=$(cat "$dir/$name.pid")
   until grep -q "$pattern" "$dir/$name.log" 2>/dev/null; do
-    if ! alive "$name"; then echo "node $name exited; its log:" >&2; tail -n 30 "$dir/$name.log" >&2; exit 1; fi
+    # Liveness by pid, not by `alive`: right after the fork the child may not have exec'd `ray start`
+    # yet (its command line is still this script's), and a loaded machine can hold it there for a while.
+    if ! kill -0 "$pid" 2>/dev/null; then echo "node $name exited; its log:" >&2; tail -n 30 "$dir/$name.log" >&2; exit 1; fi
     if [ "$waited" -ge 240 ]; then echo "node $name not up after 240 s; see $dir/$name.log" >&2; exit 1; fi
     sleep 1; waited=$((waited + 1))
   done
