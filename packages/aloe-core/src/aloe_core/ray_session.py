@@ -72,10 +72,11 @@ def _small_cluster_data_settings() -> None:
     * V1 Parquet datasource: the V2 datasource starts footer-reading actors on every ``read_parquet``;
       on a 2-core machine that made reading three tiny stage shards take 3-15 s instead of 0.2-0.3 s,
       and pipeline stages read their input several times.
-    * Per-operator resource reservation stays on (Ray's default). An earlier version turned it off for
-      speed; without it a 2-CPU local cluster deadlocked: read tasks blocked on downstream backpressure
-      held both CPUs while the map tasks that would drain them waited for one (exact dedup on 168k rows
-      never finished), and on 1 CPU the same stage took 46 s instead of 13.7 s.
+    * Per-operator resource reservation stays on here (Ray's default). An earlier version turned it off
+      for every Dataset; a 2-CPU local cluster then deadlocked when a map ran as its own operator: read
+      tasks blocked on downstream backpressure held both CPUs while the map tasks that would drain them
+      waited for one. Pipeline stages whose plan is one fused operator run without it
+      (:func:`aloe_data.pipeline.runner.resource_reservation` says why).
     """
     from ray.data import DataContext
 

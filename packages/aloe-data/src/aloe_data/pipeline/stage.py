@@ -66,6 +66,10 @@ class Stage(ABC):
     # Each output row depends on its input row alone, so a tiny input may run in the driver through
     # `process_tables` instead of on Ray (aloe_data.pipeline.local).
     row_local: ClassVar[bool] = False
+    # The stage maps through a pool of Ray actors (models: scoring, embedding, generation). Its run keeps
+    # Ray Data's per-operator resource reservation, which task-only stages run without
+    # (:func:`aloe_data.pipeline.runner.resource_reservation`).
+    uses_actor_pool: ClassVar[bool] = False
 
     def __init__(self, config: StageConfig) -> None:
         self.config = config

@@ -56,6 +56,7 @@ class CotStage(Stage):
     """
 
     config_class = CotConfig
+    uses_actor_pool = True
     cli_shortcuts: ClassVar[dict[str, str]] = {"model": "engine.model", "engine": "engine.type"}
     config: CotConfig
 

@@ -256,6 +256,7 @@ class DeitaScoreStage(Stage):
     """Score complexity x quality (DEITA) into meta["deita"]; drops nothing unless min_score is set."""
 
     config_class = DeitaScoreConfig
+    uses_actor_pool = True
     command = "score"
     config: DeitaScoreConfig
 

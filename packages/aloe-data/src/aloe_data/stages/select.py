@@ -199,6 +199,7 @@ class DiversitySelectStage(Stage):
     """Keep the highest-scoring rows that are not too similar to rows already kept (DEITA's filter)."""
 
     config_class = DiversitySelectConfig
+    uses_actor_pool = True
     command = "select"
     config: DiversitySelectConfig
 
