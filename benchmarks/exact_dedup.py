@@ -186,6 +186,8 @@ def stage_worker(ingest_dir: Path, cpus: int, repeats: int, legacy: bool) -> Non
     import ray
 
     from aloe_core.ray_session import ensure_ray
+    from aloe_data.pipeline.runner import resource_reservation
+    from aloe_data.pipeline.shard_reader import read_record_shards
     from aloe_data.pipeline.stage import StageContext
     from aloe_data.stages.exact_dedup import ExactDedupConfig, ExactDedupStage
 
@@ -197,10 +199,14 @@ def stage_worker(ingest_dir: Path, cpus: int, repeats: int, legacy: bool) -> Non
     stage_context = StageContext("sft", ingest_dir, "bench", cpus)
 
     def run(limit: int | None = None) -> tuple[int, int]:
-        ds = ray.data.read_parquet(shards(ingest_dir), shuffle=None)
-        ds = ds.limit(limit) if limit else ds
-        out = legacy_stage(ds, cpus) if legacy else stage.apply(ds, stage_context)
-        tables = ray.get(out.to_arrow_refs())
+        if legacy:  # the replaced stage as it ran: Ray's Parquet read and groupby, reservation on
+            ds = ray.data.read_parquet(shards(ingest_dir), shuffle=None)
+            out = legacy_stage(ds.limit(limit) if limit else ds, cpus)
+            tables = ray.get(out.to_arrow_refs())
+        else:  # as the pipeline runner runs it: its shard reader, reservation per the runner's rule
+            with resource_reservation(stage.uses_actor_pool):
+                ds = read_record_shards(shards(ingest_dir)[:1] if limit else shards(ingest_dir), cpus)
+                tables = ray.get(stage.apply(ds, stage_context).to_arrow_refs())
         return sum(t.num_rows for t in tables), sum(
             int(pc.sum(pc.is_valid(t["drop_reason"])).as_py() or 0) for t in tables
         )

@@ -20,7 +20,7 @@ Zipf-distributed vocabulary, punctuation and capitals, ~10% near-duplicates), 12
   run; best of ``--repeats`` runs. Three settings: aloe's embedded-Ray defaults with every process of
   the run pinned to 1 or 2 cores (the scaling figure), the same without pinning (only Ray's logical CPUs
   change, so the 1-CPU run's driver and daemons use the spare core), and Ray Data's default per-operator
-  resource reservation (which aloe turns off on its embedded cluster), pinned.
+  resource reservation (which aloe's task-only pipeline stages run without), pinned.
 * Driver memory: peak bytes per candidate edge / row of the driver-side cluster resolution.
 * The load average is printed at start and end: on a shared machine, label the timings accordingly.
 
@@ -315,9 +315,9 @@ def print_signature_table(rows: list[tuple[str, int, float]]) -> None:
 
 # (label, reservation, pin) of each end-to-end setting; the first is the goal figure.
 RAY_SETTINGS = [
-    ("aloe's embedded Ray (reservation off), processes pinned to 1 / 2 cores", False, True),
+    ("aloe's fuzzy_dedup stage setting (reservation off), processes pinned to 1 / 2 cores", False, True),
     ("same, not pinned (only Ray's logical CPUs change)", False, False),
-    ("Ray Data's default (per-operator reservation on, kept on clusters), pinned", True, True),
+    ("Ray Data's default (per-operator reservation on), pinned", True, True),
 ]
 
 
