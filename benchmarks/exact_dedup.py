@@ -198,24 +198,22 @@ def stage_worker(ingest_dir: Path, cpus: int, repeats: int, legacy: bool) -> Non
     stage = ExactDedupStage(ExactDedupConfig())
     stage_context = StageContext("sft", ingest_dir, "bench", cpus)
 
-    def run(limit: int | None = None) -> tuple[int, int]:
+    def run(files: list[str]) -> tuple[int, int]:
         if legacy:  # the replaced stage as it ran: Ray's Parquet read and groupby, reservation on
-            ds = ray.data.read_parquet(shards(ingest_dir), shuffle=None)
-            out = legacy_stage(ds.limit(limit) if limit else ds, cpus)
-            tables = ray.get(out.to_arrow_refs())
+            tables = ray.get(legacy_stage(ray.data.read_parquet(files, shuffle=None), cpus).to_arrow_refs())
         else:  # as the pipeline runner runs it: its shard reader, reservation per the runner's rule
             with resource_reservation(stage.uses_actor_pool):
-                ds = read_record_shards(shards(ingest_dir)[:1] if limit else shards(ingest_dir), cpus)
+                ds = read_record_shards(files, cpus)
                 tables = ray.get(stage.apply(ds, stage_context).to_arrow_refs())
         return sum(t.num_rows for t in tables), sum(
             int(pc.sum(pc.is_valid(t["drop_reason"])).as_py() or 0) for t in tables
         )
 
-    run(5000)  # warm-up: worker processes and their imports
+    run(shards(ingest_dir)[:1])  # warm-up: worker processes and their imports
     times, cpu = [], []
     for _ in range(repeats):
         start, start_cpu = time.perf_counter(), tree_cpu_seconds()
-        rows, dropped = run()
+        rows, dropped = run(shards(ingest_dir))
         times.append(time.perf_counter() - start)
         cpu.append(tree_cpu_seconds() - start_cpu)
     result = {"seconds": min(times), "all": times, "cpu_seconds": min(cpu), "rows": rows, "dropped": dropped}
