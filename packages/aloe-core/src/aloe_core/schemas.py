@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+_string = json.encoder.encode_basestring_ascii  # the C escaper json.dumps uses (ensure_ascii)
+
 RecordKind = Literal["sft", "mcqa", "preference"]
 ROLES = ("system", "user", "assistant")
 
@@ -82,6 +84,12 @@ def schema_for(kind: str) -> pa.Schema:
         raise SchemaError(f"unknown record kind {kind!r}; expected one of {sorted(SCHEMAS)}") from None
 
 
+# One encoder per setting, built once: json.dumps with non-default arguments builds a new JSONEncoder on
+# every call, which was a fifth of the cost of serialising a record's content.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+_META = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def stable_id(*parts: Any) -> str:
     """A 20-hex-digit id from the given parts (strings, or JSON-serialisable values).
 
@@ -89,10 +97,94 @@ def stable_id(*parts: Any) -> str:
     """
     hasher = hashlib.sha256()
     for part in parts:
-        text = part if isinstance(part, str) else json.dumps(part, sort_keys=True, separators=(",", ":"))
+        text = part if isinstance(part, str) else canonical_json(part)
         hasher.update(text.encode("utf-8"))
         hasher.update(b"\x1f")
     return hasher.hexdigest()[:20]
+
+
+def _pair_json(value: Any, first: str, second: str) -> str | None:
+    """``{"first":..,"second":..}`` for a dict of exactly those two string fields (in sorted order)."""
+    if type(value) is not dict or len(value) != 2:
+        return None
+    a, b = value.get(first), value.get(second)
+    if type(a) is not str or type(b) is not str:
+        return None
+    return f'{{"{first}":{_string(a)},"{second}":{_string(b)}}}'
+
+
+def _list_json(values: Any, first: str, second: str) -> str | None:
+    """``[pair,...]`` for a list of :func:`_pair_json` dicts (messages, options), else None."""
+    if type(values) is not list:
+        return None
+    parts = [_pair_json(v, first, second) for v in values]
+    return None if None in parts else "[" + ",".join(parts) + "]"
+
+
+def _optional_string(value: Any) -> str | None:
+    if value is None:
+        return "null"
+    return _string(value) if type(value) is str else None
+
+
+_MCQA_ITEM_KEYS = frozenset(f.name for f in _MCQA_ITEM_FIELDS)
+
+
+def _mcqa_json(item: Any) -> str | None:
+    """The canonical JSON of an MCQA item dict of exactly the five item fields, else None."""
+    if item is None:
+        return "null"
+    if type(item) is not dict or item.keys() != _MCQA_ITEM_KEYS:
+        return None
+    options = _list_json(item.get("options"), "letter", "text")
+    if options is None:
+        return None
+    fields = [_optional_string(item.get(k)) for k in ("answer", "context", "explanation", "question")]
+    if None in fields:
+        return None
+    answer, context, explanation, question = fields
+    return (
+        f'{{"answer":{answer},"context":{context},"explanation":{explanation},'
+        f'"options":{options},"question":{question}}}'
+    )
+
+
+def _record_content_json(content: Mapping[str, Any]) -> str | None:
+    """The canonical JSON of an sft ``{mcqa, messages, task}`` or preference ``{chosen, prompt, rejected}``
+    content dict, written directly (the shapes every layout gives); None for any other value."""
+    if type(content) is not dict or len(content) != 3:
+        return None
+    if "messages" in content and "task" in content and "mcqa" in content:
+        mcqa, messages, task = (
+            _mcqa_json(content["mcqa"]),
+            _list_json(content["messages"], "content", "role"),
+            content["task"],
+        )
+        if mcqa is None or messages is None or type(task) is not str:
+            return None
+        return f'{{"mcqa":{mcqa},"messages":{messages},"task":{_string(task)}}}'
+    if "prompt" in content and "chosen" in content and "rejected" in content:
+        prompt, chosen, rejected = (
+            _list_json(content["prompt"], "content", "role"),
+            content["chosen"],
+            content["rejected"],
+        )
+        if prompt is None or type(chosen) is not str or type(rejected) is not str:
+            return None
+        return f'{{"chosen":{_string(chosen)},"prompt":{prompt},"rejected":{_string(rejected)}}}'
+    return None
+
+
+def canonical_json(value: Any) -> str:
+    """``json.dumps(value, sort_keys=True, separators=(",", ":"))``, exactly.
+
+    Record contents (the dicts ids hash, one per input row) are written by :func:`_record_content_json`
+    from their known shape with the C string escaper json.dumps uses: 3-5x faster than the encoder's
+    generic walk, whose sorting of every dict's keys was most of ingest's id cost. Anything else, or a
+    content of an unexpected shape, goes through the encoder.
+    """
+    text = _record_content_json(value)
+    return _CANONICAL.encode(value) if text is None else text
 
 
 def record_id(kind: str, source: str, content: Mapping[str, Any], locator: str = "") -> str:
@@ -102,7 +194,7 @@ def record_id(kind: str, source: str, content: Mapping[str, Any], locator: str =
 
 def dumps_meta(meta: Mapping[str, Any]) -> str:
     """Serialise ``meta`` canonically so identical metadata gives identical bytes in Parquet."""
-    return json.dumps(dict(meta), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return _META.encode(dict(meta))
 
 
 def loads_meta(text: str | None) -> dict[str, Any]:
@@ -147,14 +239,20 @@ def _mcqa_item_problems(item: Mapping[str, Any], prefix: str = "") -> list[str]:
     return problems
 
 
+_REQUIRED: dict[str, tuple[str, ...]] = {}
+
+
+def _required_fields(kind: str) -> tuple[str, ...]:
+    """The non-nullable fields of ``kind``, in schema order (cached: walking a pyarrow schema builds a
+    Field object per field, which cost more than the rest of a row's check)."""
+    _REQUIRED[kind] = tuple(f.name for f in schema_for(kind) if not f.nullable)
+    return _REQUIRED[kind]
+
+
 def row_problems(row: Mapping[str, Any], kind: str) -> list[str]:
     """Everything wrong with one row of ``kind`` (empty list = valid). Messages name the field path."""
-    schema = schema_for(kind)
-    problems = [
-        f"{f.name}: required field is missing"
-        for f in schema
-        if not f.nullable and (f.name not in row or row[f.name] is None)
-    ]
+    required = _REQUIRED.get(kind) or _required_fields(kind)
+    problems = [f"{name}: required field is missing" for name in required if row.get(name) is None]
     if problems:
         return problems
     if kind == "sft":
