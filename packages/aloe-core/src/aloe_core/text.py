@@ -35,14 +35,18 @@ def words(text: str) -> list[str]:
 _TEXT_BREAK = " Q "
 
 
-def words_of_texts(texts: Iterable[str]) -> tuple[list[str], list[int]]:
-    """``[w for t in texts for w in words(t)]`` and the number of words of each text, in one regex pass
-    over all the texts (decontamination tokenises a batch of rows at a time; per text, two regex
-    substitutions cost more than the matching itself)."""
-    folded = [unicodedata.normalize("NFKC", text).casefold() for text in texts]
-    if not folded:
-        return [], []
-    tokens = _WORD.findall(_TEXT_BREAK.join(folded))
+# For ASCII text, \w is exactly [0-9A-Za-z_]: mapping every other byte to a space and splitting on
+# whitespace gives the same tokens as the regex, about 3x faster (bytes.translate is a table lookup).
+_ASCII_NON_WORD = bytes(c if chr(c).isalnum() or c == 95 else 32 for c in range(128)) + bytes(range(128, 256))
+
+
+def _joined_words(folded: list[str], ascii_only: bool) -> tuple[list[str], list[int]]:
+    """The tokens of already folded texts, in one pass over them joined, and each text's token count."""
+    joined = _TEXT_BREAK.join(folded)
+    if ascii_only:
+        tokens = joined.encode("ascii").translate(_ASCII_NON_WORD).decode("ascii").split()
+    else:
+        tokens = _WORD.findall(joined)
     counts, words_, start = [], [], 0
     for _ in range(len(folded) - 1):
         end = tokens.index("Q", start)
@@ -51,6 +55,32 @@ def words_of_texts(texts: Iterable[str]) -> tuple[list[str], list[int]]:
         start = end + 1
     counts.append(len(tokens) - start)
     return words_ + tokens[start:], counts
+
+
+def words_of_texts(texts: Iterable[str]) -> tuple[list[str], list[int]]:
+    """``[w for t in texts for w in words(t)]`` and the number of words of each text, in one pass over
+    all the ASCII texts and one regex pass over the others (decontamination tokenises a batch of rows at
+    a time; per text, two regex substitutions cost more than the matching itself)."""
+    folded = [unicodedata.normalize("NFKC", text).casefold() for text in texts]
+    if not folded:
+        return [], []
+    ascii_text = [text.isascii() for text in folded]
+    if all(ascii_text) or not any(ascii_text):
+        return _joined_words(folded, ascii_text[0])
+    groups = {
+        flag: _joined_words([t for t, a in zip(folded, ascii_text, strict=True) if a == flag], flag)
+        for flag in (True, False)
+    }
+    position = {True: 0, False: 0}
+    counts = iter(groups[True][1]), iter(groups[False][1])
+    tokens, out_counts = [], []
+    for flag in ascii_text:
+        count = next(counts[0] if flag else counts[1])
+        start = position[flag]
+        tokens += groups[flag][0][start : start + count]
+        position[flag] = start + count
+        out_counts.append(count)
+    return tokens, out_counts
 
 
 def word_ngrams(text: str, n: int) -> set[str]:
