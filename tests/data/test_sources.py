@@ -739,3 +739,32 @@ def test_sample_corpus_malformed_rows_are_exactly_quarantined(ray_session, tmp_p
             if detail is not None:
                 seen[f"{prefix[r['source']]}/{file}", str(row)] = detail.split(":")[0]
     assert seen == planted
+
+
+def test_block_reader_gives_the_per_row_reference_rows(tmp_path):
+    """Every layout of the embedded corpus (planted defects included), read by the block reader
+    (:func:`read_units_in_process`: direct content serialisation for ids, column-wise tables), equals
+    the rows built one by one with ``to_row`` and ``json.dumps``-based ids, as ``from_pylist`` makes them."""
+    from aloe_core.containers import READERS
+    from aloe_data.sources.datasource import read_units_in_process
+    from aloe_data.sources.records import to_row
+    from aloe_data.sources.sniff import resolve_formats
+    from aloe_fixtures.corpus import FILE_SHARES, write_sample
+
+    write_sample(tmp_path, 1500, seed=5)
+    malformed = 0
+    sources = resolve_formats(
+        [SourceConfig(name=p.split("/")[0], path=str(tmp_path / p)) for p in FILE_SHARES]
+    )
+    for source in sources:
+        kind = "preference" if source.format == "preference" else "sft"
+        plan = check_sources([source], kind)
+        got = pa.concat_tables(read_units_in_process(plan.units, [source], kind, plan.filesystem))
+        rows = []
+        for unit in plan.units:
+            with plan.filesystem.open_input_stream(unit.path) as handle:
+                rows += [to_row(raw, unit.rel, source, kind) for raw in READERS[unit.container](handle)]
+        assert got.equals(pa.Table.from_pylist(rows, schema=annotated_schema(kind))), source.name
+        assert len({r["id"] for r in rows}) == len(rows), source.name
+        malformed += sum(r["drop_reason"] is not None for r in rows)
+    assert malformed > 0  # the planted defects were read through both paths too
