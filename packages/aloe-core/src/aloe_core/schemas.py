@@ -15,6 +15,7 @@ same ids, run after run and machine after machine.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -239,20 +240,18 @@ def _mcqa_item_problems(item: Mapping[str, Any], prefix: str = "") -> list[str]:
     return problems
 
 
-_REQUIRED: dict[str, tuple[str, ...]] = {}
-
-
+@functools.cache
 def _required_fields(kind: str) -> tuple[str, ...]:
     """The non-nullable fields of ``kind``, in schema order (cached: walking a pyarrow schema builds a
     Field object per field, which cost more than the rest of a row's check)."""
-    _REQUIRED[kind] = tuple(f.name for f in schema_for(kind) if not f.nullable)
-    return _REQUIRED[kind]
+    return tuple(f.name for f in schema_for(kind) if not f.nullable)
 
 
 def row_problems(row: Mapping[str, Any], kind: str) -> list[str]:
     """Everything wrong with one row of ``kind`` (empty list = valid). Messages name the field path."""
-    required = _REQUIRED.get(kind) or _required_fields(kind)
-    problems = [f"{name}: required field is missing" for name in required if row.get(name) is None]
+    problems = [
+        f"{name}: required field is missing" for name in _required_fields(kind) if row.get(name) is None
+    ]
     if problems:
         return problems
     if kind == "sft":
@@ -297,4 +296,13 @@ def to_table(rows: list[Mapping[str, Any]], kind: str) -> pa.Table:
         problems = row_problems(row, kind)
         if problems:
             raise SchemaError(f"row {i}: " + "; ".join(problems))
-    return pa.Table.from_pylist([dict(r) for r in rows], schema=schema_for(kind))
+    return table_from_rows(rows, schema_for(kind))
+
+
+def table_from_rows(rows: list[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+    """``pa.Table.from_pylist(rows, schema=schema)`` (a missing key is null, extra keys are ignored),
+    built one column at a time: the same table in half the time, since from_pylist looks every field
+    up in every row through a slower path (ingest builds every block of every source this way)."""
+    return pa.Table.from_arrays(
+        [pa.array([r.get(f.name) for r in rows], f.type) for f in schema], schema=schema
+    )

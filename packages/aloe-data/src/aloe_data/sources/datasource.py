@@ -18,6 +18,7 @@ from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
 from aloe_core.containers import READERS, iter_jsonl
+from aloe_core.schemas import table_from_rows
 from aloe_data.pipeline.annotations import annotated_schema
 from aloe_data.sources.config import SourceConfig
 from aloe_data.sources.paths import FileUnit
@@ -108,19 +109,11 @@ def read_unit(f: Any, piece: Piece, source: SourceConfig, kind: str) -> Iterator
     for raw in raws:
         rows.append(to_row(raw, unit.rel, source, kind))
         if len(rows) >= ROWS_PER_BLOCK:
-            yield rows_table(rows, schema)
+            yield table_from_rows(rows, schema)
             rows, emitted = [], True
     if rows or not emitted:
         # An empty file still yields an empty block, so the Dataset always knows its schema.
-        yield rows_table(rows, schema)
-
-
-def rows_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
-    """``pa.Table.from_pylist(rows, schema=schema)``, built one column at a time: the same conversion
-    in half the time (from_pylist looks every field up in every row dict through a slower path)."""
-    return pa.Table.from_arrays(
-        [pa.array([r.get(f.name) for r in rows], f.type) for f in schema], schema=schema
-    )
+        yield table_from_rows(rows, schema)
 
 
 def read_units_in_process(

@@ -58,12 +58,9 @@ def record_content(parsed: Parsed, fmt: str, kind: str, source: SourceConfig) ->
     return {"task": task, "messages": messages, "mcqa": dict(content)}
 
 
-_JSON_SCALARS = frozenset({str, int, float, bool})  # checked by exact type first: most values are these
-
-
 def _jsonable(value: Any) -> Any:
     """Meta values from Parquet can be dates, decimals or bytes; keep JSON types, stringify the rest."""
-    if value is None or type(value) in _JSON_SCALARS or isinstance(value, str | int | float | bool):
+    if value is None or isinstance(value, str | int | float | bool):
         return value
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
