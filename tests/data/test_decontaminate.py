@@ -12,12 +12,13 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from aloe_core.config import validate_config
 from aloe_core.errors import InputError
-from aloe_core.schemas import dumps_meta, record_id, to_table
+from aloe_core.schemas import dumps_meta, record_id, schema_for, to_table
 from aloe_core.text import mcqa_matching_text, words
 from aloe_data.benchmarks import (
     BenchmarkIndex,
@@ -31,11 +32,19 @@ from aloe_data.benchmarks import (
     token_hashes,
     window_hashes,
 )
+from aloe_data.dedup.normalize import words_of_strings
+from aloe_data.pipeline.annotations import DROP_REASON
 from aloe_data.pipeline.config import OutputConfig, PipelineConfig
 from aloe_data.pipeline.runner import run_pipeline
 from aloe_data.pipeline.single import run_stage_on_files
 from aloe_data.sources.records import mcqa_answer_text, mcqa_user_text
-from aloe_data.stages.decontaminate import DecontaminateConfig, DecontaminateStage, match_rows, row_texts
+from aloe_data.stages.decontaminate import (
+    DecontaminateConfig,
+    DecontaminateStage,
+    batch_texts,
+    match_rows,
+    row_texts,
+)
 
 LONG_Q = (
     "A 58-year-old man with long-standing type 2 diabetes reports burning pain in both feet that is worse "
@@ -498,10 +507,121 @@ def random_rows(rng: random.Random, items: list[BenchmarkItem], count: int) -> l
         else:
             turns = [
                 (rng.choice(["user", "assistant"]), random_piece(rng, items))
-                for _ in range(rng.randint(1, 3))
+                for _ in range(rng.randint(0, 3))
             ]
             rows.append(chat_row(n, *turns, ("assistant", "ok")))
     return rows
+
+
+# ASCII word and non-word characters (including the \x1c-\x1f that str.split treats as whitespace) and
+# non-ASCII ones that NFKC, case folding or Unicode \w treat specially: ligature, no-break space,
+# Roman numeral, Arabic-Indic digit, titlecase digraph, degree sign, accented letter, sharp s.
+CHARS = [
+    "a",
+    "B",
+    "Q",
+    "q",
+    " ",
+    "\n",
+    "_",
+    "1",
+    "-",
+    "\x1c",
+    "\x1f",
+    "é",
+    "°",
+    "\u00a0",
+    "ﬁ",
+    "Ⅻ",
+    "٣",
+    "ǅ",
+    "ß",
+]
+
+
+def test_words_of_strings_equals_words_per_text():
+    """Batches mixing texts the kernel normalises with those it leaves to Python, empty texts and
+    texts of punctuation only (no words), in any order."""
+    rng = random.Random(0)
+    for _ in range(3000):
+        texts = [
+            "".join(rng.choice(CHARS) for _ in range(rng.randint(0, 12))) for _ in range(rng.randint(0, 6))
+        ]
+        tokens, counts = words_of_strings(pa.array(texts, pa.string()))
+        expected = [words(t) for t in texts]
+        assert tokens.to_pylist() == [w for e in expected for w in e], texts
+        assert counts.tolist() == [len(e) for e in expected], texts
+
+
+def edge_rows(rng: random.Random, count: int) -> list[dict]:
+    """sft rows with what row_texts skips (no messages, empty and null contents, other roles, no mcqa
+    item, an empty question, no options) and texts the normaliser sends to Python; not valid records,
+    so the table is built without validation."""
+    rows = []
+    for n in range(count):
+        turns = [
+            (
+                rng.choice(["system", "user", "assistant"]),
+                rng.choice(["", "Ｆｕｌｌ ﬁt", "a b", "Q  q!", "é°"]),
+            )
+            for _ in range(rng.randint(0, 3))
+        ]
+        row = chat_row(n, *turns)
+        if rng.random() < 0.5:
+            options = {k: rng.choice(["Zed", "alpha", "", "ǅx"]) for k in "ABCD"[: rng.randint(0, 4)]}
+            item = {
+                "question": rng.choice(["", "Why, then?", "ⅫB"]),
+                "options": [{"letter": k, "text": v} for k, v in options.items()],
+                "answer": "A",
+                "context": None,
+                "explanation": None,
+            }
+            row = {**row, "mcqa": item}
+        rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize("roles", [("system", "user", "assistant"), ("user",), ("assistant", "system")])
+def test_batch_texts_equal_row_texts_per_row(roles):
+    """The Arrow path gives every row's texts in the definition's order, skipping rows dropped upstream;
+    batches with a null the definition raises on take the definition itself."""
+    rng = random.Random(str(roles))
+    rows = edge_rows(rng, 300)
+    table = pa.Table.from_pylist(rows, schema=schema_for("sft"))
+    dropped = [rng.choice([None, None, "clean"]) for _ in rows]
+    table = table.append_column(DROP_REASON, pa.array(dropped, pa.string()))
+    for start, size in [(0, 300), (17, 120), (299, 1)]:  # slices start mid-array
+        batch = table.slice(start, size)
+        texts, text_row = batch_texts(batch, "sft", roles)
+        expected = [
+            row_texts(row, "sft", roles) if old is None else []
+            for row, old in zip(rows[start : start + size], dropped[start : start + size], strict=True)
+        ]
+        assert texts.to_pylist() == [t for e in expected for t in e]
+        assert text_row.tolist() == [r for r, e in enumerate(expected) for _ in e]
+
+    pairs = [
+        {"prompt": [{"role": "user", "content": p}], "chosen": c, "rejected": r}
+        for p, c, r in [("Why?", "Because.", ""), ("", "x", "y"), ("Hm", "", "No")]
+    ]
+    prefs = pa.Table.from_pylist(
+        [{"id": str(i), "source": "h", **p, "meta": "{}"} for i, p in enumerate(pairs)],
+        schema=schema_for("preference"),
+    )
+    texts, text_row = batch_texts(prefs, "preference", roles)
+    expected = [row_texts(p, "preference", roles) for p in pairs]
+    assert texts.to_pylist() == [t for e in expected for t in e]
+    assert text_row.tolist() == [r for r, e in enumerate(expected) for _ in e]
+
+
+def test_batch_texts_raise_as_the_definition_does_on_a_null_option_text():
+    row = mcqa_row(0, "Which one?", {"A": "x", "B": "y"})
+    row["mcqa"]["options"][1]["text"] = None
+    table = pa.Table.from_pylist([row], schema=schema_for("sft"))
+    with pytest.raises(TypeError):
+        row_texts(row, "sft", ("user",))
+    with pytest.raises(TypeError):
+        batch_texts(table, "sft", ("user",))
 
 
 @pytest.mark.parametrize(

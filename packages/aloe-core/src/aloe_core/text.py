@@ -31,45 +31,6 @@ def words(text: str) -> list[str]:
     return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
 
 
-# Joins texts for one regex pass: "Q" is a word of its own that no case-folded text contains.
-_TEXT_BREAK = " Q "
-
-
-# For ASCII text, \w is exactly [0-9A-Za-z_]: mapping every other byte to a space and splitting on
-# whitespace gives the same tokens as the regex, 2.6x faster (bytes.translate is a table lookup).
-_ASCII_NON_WORD = bytes(c if chr(c).isalnum() or c == 95 else 32 for c in range(128)) + bytes(range(128, 256))
-
-
-def _words_per_text(folded: list[str], ascii_only: bool) -> list[list[str]]:
-    """The tokens of each already folded text, found in one pass over them all joined."""
-    joined = _TEXT_BREAK.join(folded)
-    if ascii_only:
-        tokens = joined.encode("ascii").translate(_ASCII_NON_WORD).decode("ascii").split()
-    else:
-        tokens = _WORD.findall(joined)
-    per_text, start = [], 0
-    for _ in range(len(folded) - 1):
-        end = tokens.index("Q", start)
-        per_text.append(tokens[start:end])
-        start = end + 1
-    return [*per_text, tokens[start:]]
-
-
-def words_of_texts(texts: Iterable[str]) -> tuple[list[str], list[int]]:
-    """``[w for t in texts for w in words(t)]`` and the number of words of each text, in one pass over
-    all the ASCII texts and one regex pass over the others (decontamination tokenises a batch of rows at
-    a time; per text, two regex substitutions cost more than the matching itself)."""
-    folded = [unicodedata.normalize("NFKC", text).casefold() for text in texts]
-    is_ascii = [text.isascii() for text in folded]
-    groups = {
-        flag: iter(_words_per_text(members, flag))
-        for flag in (True, False)
-        if (members := [t for t, a in zip(folded, is_ascii, strict=True) if a == flag])
-    }
-    per_text = [next(groups[flag]) for flag in is_ascii]  # back in text order
-    return [w for words_ in per_text for w in words_], [len(words_) for words_ in per_text]
-
-
 def word_ngrams(text: str, n: int) -> set[str]:
     """Distinct word n-grams of the normalised text, each joined by a single space.
 

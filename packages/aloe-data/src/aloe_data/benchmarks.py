@@ -266,15 +266,19 @@ def ngram_hash(tokens: Sequence[str]) -> int:
     return _fmix(poly ^ len(tokens))
 
 
-def token_hashes(tokens: Sequence[str]) -> np.ndarray:
-    """:func:`token_hash` of every token, each distinct token hashed once (a batch of rows repeats its
-    words many times: the distinct ones are found by Arrow's dictionary encoding, in C++)."""
-    if len(tokens) < 1024:
+def token_hashes(tokens: Sequence[str] | pa.Array) -> np.ndarray:
+    """:func:`token_hash` of every token (Python strings or an Arrow string array), each distinct token
+    hashed once (a batch of rows repeats its words many times: the distinct ones are found by Arrow's
+    dictionary encoding, in C++)."""
+    if isinstance(tokens, pa.Array):
+        encoded = tokens.dictionary_encode()
+    elif len(tokens) < 1024:
         return np.fromiter(map(token_hash, tokens), dtype=np.uint64, count=len(tokens))
-    try:
-        encoded = pa.array(tokens, pa.string()).dictionary_encode()
-    except (pa.ArrowException, UnicodeEncodeError):  # a lone surrogate: not UTF-8, hashed one by one
-        return np.fromiter(map(token_hash, tokens), dtype=np.uint64, count=len(tokens))
+    else:
+        try:
+            encoded = pa.array(tokens, pa.string()).dictionary_encode()
+        except (pa.ArrowException, UnicodeEncodeError):  # a lone surrogate: not UTF-8, hashed one by one
+            return np.fromiter(map(token_hash, tokens), dtype=np.uint64, count=len(tokens))
     distinct = encoded.dictionary.to_pylist()
     hashes = np.fromiter(map(token_hash, distinct), dtype=np.uint64, count=len(distinct))
     return hashes[encoded.indices.to_numpy()]

@@ -104,3 +104,25 @@ def _normalize_plain(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
     used = int(out_offsets[-1])
     buffers = [None, pa.py_buffer(out_offsets), pa.py_buffer(out[:used])]
     return pa.Array.from_buffers(texts.type, len(texts), buffers), to_python
+
+
+def words_of_strings(texts: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """The words (:func:`aloe_core.text.words`) of every string, concatenated in order, and how many
+    each string has (int64).
+
+    ``words(t)`` is ``normalize_for_matching(t).split(" ")`` for a text that normalises to something,
+    and nothing for one that normalises to "" (the normal form is the words joined by single spaces),
+    so this is :func:`normalize_strings` and one split kernel: no Python string is made per word, which
+    is what decontamination's per-batch tokenising spent most of its time on. Strings must not be null.
+    """
+    normalized = normalize_strings(texts)
+    if normalized.null_count:
+        raise ValueError("words_of_strings: null strings have no words")
+    parts = pc.split_pattern(normalized, " ")
+    counts = pc.list_value_length(parts).to_numpy(zero_copy_only=False).astype(np.int64)
+    is_empty = pc.equal(pc.binary_length(normalized), 0).to_numpy(zero_copy_only=False)
+    counts[is_empty] = 0
+    flat = pc.list_flatten(parts)
+    if is_empty.any():  # each empty text split into one "" (no word is ever empty)
+        flat = flat.filter(pc.greater(pc.binary_length(flat), 0))
+    return flat, counts

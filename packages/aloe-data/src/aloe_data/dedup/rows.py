@@ -74,7 +74,9 @@ def _sorted_within_rows(lists: pa.ListArray) -> pa.ListArray:
     return pa.ListArray.from_arrays(relative, values.take(order), mask=lists.is_null())
 
 
-def _mcqa_texts(question: pa.Array | pa.ChunkedArray, options: pa.Array | pa.ChunkedArray) -> pa.Array:
+def mcqa_matching_texts(
+    question: pa.Array | pa.ChunkedArray, options: pa.Array | pa.ChunkedArray
+) -> pa.Array:
     """:func:`aloe_core.text.mcqa_matching_text` of every item: the normalised question, then the
     normalised option texts sorted, joined by newlines (a null options list counts as no options)."""
     options, _ = _list_values(options)
@@ -92,7 +94,7 @@ def _conversation_texts(table: pa.Table) -> pa.Array | None:
     """The matching text by the table's layout, ignoring the ``mcqa`` column (None: no known layout)."""
     names = set(table.column_names)
     if {"question", "options"} <= names:
-        return _mcqa_texts(table["question"], table["options"])
+        return mcqa_matching_texts(table["question"], table["options"])
     if "messages" in names:
         return pc.binary_join(_contents(table["messages"]), "\n")
     if {"prompt", "chosen"} <= names:
@@ -113,7 +115,7 @@ def matching_text_array(table: pa.Table) -> pa.Array:
         return pa.array([matching_text(row) for row in table.to_pylist()], pa.string())
     if "mcqa" in table.column_names:
         item = table["mcqa"].combine_chunks()
-        from_item = _mcqa_texts(pc.struct_field(item, "question"), pc.struct_field(item, "options"))
+        from_item = mcqa_matching_texts(pc.struct_field(item, "question"), pc.struct_field(item, "options"))
         texts = pc.if_else(pc.is_valid(item), from_item, texts)
     per_row = np.flatnonzero(pc.is_null(texts).to_numpy(zero_copy_only=False))
     if not len(per_row):

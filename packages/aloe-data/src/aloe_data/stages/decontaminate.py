@@ -47,7 +47,6 @@ nearly all of them, ``np.searchsorted`` confirms the rest (:meth:`BenchmarkIndex
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -55,11 +54,12 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import ray
 import ray.data
 from pydantic import Field
 
-from aloe_core.text import mcqa_matching_text, words_of_texts
+from aloe_core.text import mcqa_matching_text
 from aloe_data.benchmarks import (
     VARIANTS,
     BenchmarkFormat,
@@ -70,6 +70,8 @@ from aloe_data.benchmarks import (
     load_benchmarks,
     token_hashes,
 )
+from aloe_data.dedup.normalize import words_of_strings
+from aloe_data.dedup.rows import mcqa_matching_texts
 from aloe_data.pipeline.annotations import DROP_REASON, with_annotations
 from aloe_data.pipeline.batching import map_in_batches
 from aloe_data.pipeline.broadcast import worker_get
@@ -146,6 +148,100 @@ def row_texts(row: Mapping[str, Any], kind: str, roles: Sequence[str]) -> list[s
 
 # The columns row_texts reads (a batch is turned into Python rows of these only).
 _TEXT_COLUMNS = ("messages", "prompt", "chosen", "rejected", "mcqa")
+# Where the texts of a row that come after its messages sort among them (see batch_texts).
+_AFTER_MESSAGES = {"chosen": 0, "rejected": 1, "mcqa": 2}
+
+
+def batch_texts(table: pa.Table, kind: str, roles: Sequence[str]) -> tuple[pa.Array, np.ndarray]:
+    """Every checked text of a batch (:func:`row_texts` of each row not dropped upstream), concatenated
+    in row order, and the row each one belongs to.
+
+    Computed in Arrow for sft and preference batches (taking no Python object per row: turning the
+    batch into Python rows cost more than the matching); any other kind, and any batch holding a null
+    where :func:`row_texts` would raise on it, goes row by row through that definition.
+    """
+    found = _arrow_batch_texts(table, kind, roles) if kind in ("sft", "preference") else None
+    if found is not None:
+        return found
+    rows = table.select([c for c in table.column_names if c in _TEXT_COLUMNS]).to_pylist()
+    previous = (
+        table.column(DROP_REASON).to_pylist() if DROP_REASON in table.column_names else [None] * len(rows)
+    )
+    per_row = [
+        row_texts(row, kind, roles) if old is None else [] for row, old in zip(rows, previous, strict=True)
+    ]
+    text_row = np.array([r for r, texts in enumerate(per_row) for _ in texts], dtype=np.int64)
+    return pa.array([t for texts in per_row for t in texts], pa.string()), text_row
+
+
+def _arrow_batch_texts(
+    table: pa.Table, kind: str, roles: Sequence[str]
+) -> tuple[pa.Array, np.ndarray] | None:
+    """:func:`batch_texts` in Arrow, or None where the batch needs the per-row definition."""
+    names = set(table.column_names)
+    live = np.ones(len(table), dtype=bool)
+    if DROP_REASON in names:
+        live = pc.is_null(table.column(DROP_REASON)).to_numpy(zero_copy_only=False)
+    parts: list[tuple[pa.Array, np.ndarray, np.ndarray]] = []  # (texts, row, order within the row)
+    column = "messages" if kind == "sft" else "prompt"
+    if column in names:
+        found = _message_texts(table.column(column).combine_chunks(), roles)
+        if found is None:
+            return None
+        parts.append(found)
+    if kind == "preference" and "assistant" in roles:
+        for name in ("chosen", "rejected"):
+            if name in names:
+                values = table.column(name).combine_chunks()
+                keep = pc.fill_null(pc.greater(pc.binary_length(values), 0), False).to_numpy(
+                    zero_copy_only=False
+                )
+                rows = np.flatnonzero(keep)
+                parts.append((values.filter(pa.array(keep)), rows, _order_after(name, rows)))
+    if "mcqa" in names:
+        item = table.column("mcqa").combine_chunks()
+        question = pc.struct_field(item, "question")
+        keep_mask = pc.fill_null(pc.and_(pc.is_valid(item), pc.greater(pc.binary_length(question), 0)), False)
+        if keep_mask.true_count:
+            texts = mcqa_matching_texts(question, pc.struct_field(item, "options")).filter(keep_mask)
+            if texts.null_count:  # a null option text: the definition raises on it, with its message
+                return None
+            rows = np.flatnonzero(keep_mask.to_numpy(zero_copy_only=False))
+            parts.append((texts, rows, _order_after("mcqa", rows)))
+    if not parts:
+        return pa.array([], pa.string()), np.zeros(0, np.int64)
+    texts = pa.concat_arrays([p[0].cast(pa.string()) for p in parts])
+    rows = np.concatenate([p[1] for p in parts])
+    order = np.concatenate([p[2] for p in parts])
+    chosen = np.lexsort((order, rows))
+    chosen = chosen[live[rows[chosen]]]
+    return texts.take(pa.array(chosen)), rows[chosen]
+
+
+def _order_after(name: str, rows: np.ndarray) -> np.ndarray:
+    """Sort keys placing a row's ``name`` text after all its messages (whose keys are their positions)."""
+    return np.full(len(rows), np.iinfo(np.int64).max - 2 + _AFTER_MESSAGES[name], dtype=np.int64)
+
+
+def _message_texts(
+    messages: pa.ListArray, roles: Sequence[str]
+) -> tuple[pa.Array, np.ndarray, np.ndarray] | None:
+    """The non-empty contents of the messages of ``roles``, their rows and positions (None: a null
+    message, on which the definition raises)."""
+    offsets = messages.offsets.to_numpy().astype(np.int64)
+    values = messages.values.slice(offsets[0], offsets[-1] - offsets[0])
+    if values.null_count:
+        return None
+    row_of = np.repeat(np.arange(len(messages), dtype=np.int64), np.diff(offsets))
+    content = pc.struct_field(values, "content")
+    keep = pc.and_(
+        pc.is_in(pc.struct_field(values, "role"), pa.array(list(roles), pa.string())),
+        pc.greater(pc.binary_length(content), 0),
+    )
+    keep = pc.fill_null(keep, False).to_numpy(zero_copy_only=False)
+    keep &= messages.is_valid().to_numpy(zero_copy_only=False)[row_of]
+    at = np.flatnonzero(keep)
+    return content.filter(pa.array(keep)), row_of[at], at
 
 
 def _unique_pairs(rows: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -191,19 +287,17 @@ class _Hits:
 
 
 def _indexed_windows(
-    index: BenchmarkIndex, tokens: list[str], offsets: list[int], text_row: list[int]
+    index: BenchmarkIndex, tokens: pa.Array, offsets: np.ndarray, text_row: np.ndarray
 ) -> _Hits:
     """Cut every text into windows of each shingle length and keep those whose hash is in the index."""
     parts = []
-    for k, hashes, piece, start in iter_window_hashes(
-        token_hashes(tokens), np.asarray(offsets), index.lengths
-    ):
+    for k, hashes, piece, start in iter_window_hashes(token_hashes(tokens), offsets, index.lengths):
         hit = index.contains(hashes)
         parts.append((hashes[hit], piece[hit], start[hit], np.full(int(hit.sum()), k, np.int64)))
     hashes, piece, start, length = (np.concatenate(c) for c in zip(*parts, strict=True))
     order = np.lexsort((start, piece))
-    begin = np.asarray(offsets, np.int64)[piece] + start
-    rows = np.asarray(text_row, np.int64)[piece]
+    begin = offsets[piece] + start
+    rows = text_row[piece]
     return _Hits(hashes[order], rows[order], begin[order], length[order])
 
 
@@ -211,12 +305,26 @@ def match_rows(
     index: BenchmarkIndex, texts: Sequence[Sequence[str]], min_overlap: int = 1, min_fraction: float = 0.0
 ) -> list[Match | None]:
     """The best qualifying match of every row (given as its list of texts), or None."""
-    text_row = [r for r, row in enumerate(texts) for _ in row]
-    tokens, counts = words_of_texts(text for row in texts for text in row)
-    offsets = [0, *itertools.accumulate(counts)]
-    result: list[Match | None] = [None] * len(texts)
-    if not tokens or not len(index.hashes):
+    text_row = np.array([r for r, row in enumerate(texts) for _ in row], dtype=np.int64)
+    flat = pa.array([text for row in texts for text in row], pa.string())
+    return match_texts(index, flat, text_row, len(texts), min_overlap, min_fraction)
+
+
+def match_texts(
+    index: BenchmarkIndex,
+    texts: pa.Array,
+    text_row: np.ndarray,
+    rows: int,
+    min_overlap: int = 1,
+    min_fraction: float = 0.0,
+) -> list[Match | None]:
+    """:func:`match_rows` of ``rows`` rows whose texts are ``texts``, text ``i`` belonging to row
+    ``text_row[i]`` (:func:`batch_texts`)."""
+    result: list[Match | None] = [None] * rows
+    tokens, counts = words_of_strings(texts)
+    if not len(tokens) or not len(index.hashes):
         return result
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     hits = _indexed_windows(index, tokens, offsets, text_row)
     row_of, entry_of, overlap = _entry_counts(index, hits.rows, hits.hashes)
     fraction = overlap / index.entry_size[entry_of]
@@ -228,7 +336,7 @@ def match_rows(
         r = int(row_of[i])
         lo, hi = np.searchsorted(hits.rows, [r, r + 1])
         w = lo + _example(index, int(entry_of[i]), hits.hashes[lo:hi])
-        example = " ".join(tokens[hits.begin[w] : hits.begin[w] + hits.length[w]])
+        example = " ".join(tokens.slice(int(hits.begin[w]), int(hits.length[w])).to_pylist())
         result[r] = Match(int(entry_of[i]), int(overlap[i]), float(fraction[i]), example)
     return result
 
@@ -262,18 +370,13 @@ def annotate_batch(
     table: pa.Table, index: BenchmarkIndex, config: DecontaminateConfig, kind: str
 ) -> pa.Table:
     """Match one batch and add the annotation columns (see module docstring); order and rows kept."""
-    rows = table.select([c for c in table.column_names if c in _TEXT_COLUMNS]).to_pylist()
-    previous = (
-        table.column(DROP_REASON).to_pylist() if DROP_REASON in table.column_names else [None] * len(rows)
+    texts, text_row = batch_texts(table, kind, config.roles)
+    matches = match_texts(
+        index, texts, text_row, table.num_rows, config.min_overlap_ngrams, config.min_overlap_fraction
     )
-    texts = [
-        row_texts(row, kind, config.roles) if old is None else []
-        for row, old in zip(rows, previous, strict=True)
-    ]
-    matches = match_rows(index, texts, config.min_overlap_ngrams, config.min_overlap_fraction)
     infos = [describe(index, m) if m is not None else None for m in matches]
-    reasons: list[str | None] = [None] * len(rows)
-    details: list[str | None] = [None] * len(rows)
+    reasons: list[str | None] = [None] * table.num_rows
+    details: list[str | None] = [None] * table.num_rows
     if config.action == "drop":
         for i, (info, match) in enumerate(zip(infos, matches, strict=True)):
             if info is not None and match is not None:
