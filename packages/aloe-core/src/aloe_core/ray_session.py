@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import ray
 
@@ -32,16 +34,44 @@ def ensure_ray(num_cpus: int | None = None, *, log_to_driver: bool = True) -> di
             _disable_uv_run_propagation()
             # A busy 2-core machine can take longer than Ray's default 30 s to bring up the raylet's agents.
             os.environ.setdefault("RAY_raylet_start_wait_time_s", "120")
-            ray.init(
-                num_cpus=num_cpus or os.cpu_count() or 1,
-                include_dashboard=False,
-                log_to_driver=log_to_driver,
-                # The embedded cluster binds to loopback only; a real cluster is configured by its operator.
-                _node_ip_address="127.0.0.1",
-            )
+            with _lean_head_node():
+                ray.init(
+                    num_cpus=num_cpus or os.cpu_count() or 1,
+                    include_dashboard=False,
+                    log_to_driver=log_to_driver,
+                    # The embedded cluster binds to loopback only; a real cluster is configured by its
+                    # operator.
+                    _node_ip_address="127.0.0.1",
+                )
             _small_cluster_data_settings()
         _quiet_ray_data()
     return ray.cluster_resources()
+
+
+@contextmanager
+def _lean_head_node() -> Iterator[None]:
+    """Start the embedded head node without the autoscaler monitor and the dashboard's API server.
+
+    ``ray.init`` always starts both, even with ``include_dashboard=False`` (the API server then runs
+    only its usage-stats module), and waits for the API server to register before it returns. A fixed
+    local cluster has nothing to autoscale and nobody to serve: on 2 cores the two processes cost
+    about 1 s of ``ray.init`` and 1 s of ``ray.shutdown`` (the monitor stops slowly), and their imports
+    compete with the raylet's agents for the cores (``benchmarks/startup.py`` measures it). Ray offers
+    no ``ray.init`` argument for either (``ray start`` has ``--no-monitor`` but no way to leave the API
+    server out), so the two ``Node`` methods are replaced for the duration of this one call; an
+    upgraded Ray that renames them fails here loudly (``AttributeError``), never silently. Users who
+    want the dashboard or ``ray status`` start a cluster with ``ray start --head`` and set
+    ``RAY_ADDRESS``, which this module then connects to unchanged.
+    """
+    from ray._private.node import Node
+
+    saved = Node.start_monitor, Node.start_api_server
+    Node.start_monitor = lambda self: None  # type: ignore[method-assign]
+    Node.start_api_server = lambda self, **_: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Node.start_monitor, Node.start_api_server = saved  # type: ignore[method-assign]
 
 
 def _disable_uv_run_propagation() -> None:
