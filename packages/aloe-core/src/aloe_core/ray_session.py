@@ -58,20 +58,31 @@ def _lean_head_node() -> Iterator[None]:
     about 1 s of ``ray.init`` and 1 s of ``ray.shutdown`` (the monitor stops slowly), and their imports
     compete with the raylet's agents for the cores (``benchmarks/startup.py`` measures it). Ray offers
     no ``ray.init`` argument for either (``ray start`` has ``--no-monitor`` but no way to leave the API
-    server out), so the two ``Node`` methods are replaced for the duration of this one call; an
-    upgraded Ray that renames them fails here loudly (``AttributeError``), never silently. Users who
-    want the dashboard or ``ray status`` start a cluster with ``ray start --head`` and set
-    ``RAY_ADDRESS``, which this module then connects to unchanged.
+    server out), so the two ``Node`` methods are replaced for the duration of this one call. A Ray
+    without them (the requirement allows any 2.x from 2.55) starts its full head instead, with a
+    warning; ``tests/core/test_ray_session.py`` pins what the embedded head runs. Users who want the
+    dashboard or ``ray status`` start a cluster with ``ray start --head`` and set ``RAY_ADDRESS``,
+    which this module then connects to unchanged.
     """
     from ray._private.node import Node
 
-    saved = Node.start_monitor, Node.start_api_server
-    Node.start_monitor = lambda self: None  # type: ignore[method-assign]
-    Node.start_api_server = lambda self, **_: None  # type: ignore[method-assign]
+    names = ("start_monitor", "start_api_server")
+    if not all(callable(getattr(Node, name, None)) for name in names):
+        logger.warning("Ray %s: starting the full head node (no lean start for it)", ray.__version__)
+        yield
+        return
+    saved = {name: getattr(Node, name) for name in names}
+    for name in names:
+        setattr(Node, name, _skipped_process)
     try:
         yield
     finally:
-        Node.start_monitor, Node.start_api_server = saved  # type: ignore[method-assign]
+        for name, method in saved.items():
+            setattr(Node, name, method)
+
+
+def _skipped_process(self: object, *args: object, **kwargs: object) -> None:
+    """Stands in for a head process :func:`_lean_head_node` leaves out."""
 
 
 def _disable_uv_run_propagation() -> None:
