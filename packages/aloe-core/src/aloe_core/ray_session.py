@@ -14,6 +14,8 @@ from contextlib import contextmanager
 
 import ray
 
+from aloe_core import fixed_cluster
+
 logger = logging.getLogger(__name__)
 
 
@@ -44,6 +46,7 @@ def ensure_ray(num_cpus: int | None = None, *, log_to_driver: bool = True) -> di
                     _node_ip_address="127.0.0.1",
                 )
             _small_cluster_data_settings()
+            fixed_cluster.install()
         _quiet_ray_data()
     return ray.cluster_resources()
 
