@@ -23,6 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from aloe_data.stages.derived_cache import cached_text
+
 
 @cache
 def _every_code_point() -> str:
@@ -85,7 +87,15 @@ def _normalization_facts() -> tuple[np.ndarray, np.ndarray, frozenset[int]]:
 def may_change_under(form: str) -> str:
     """RE2 class of the characters without which a string is already in normal ``form`` (NFC, NFKC):
     those that change alone, have a non-zero combining class or may compose with the character before
-    them (Unicode's quick check passes a string with none of these)."""
+    them (Unicode's quick check passes a string with none of these).
+
+    Derived from Python's Unicode tables once per machine and Unicode version (a walk over every code
+    point, 0.3 s), then read from the derived cache by each new worker."""
+    name = f"may_change_under-{form}-unicode-{unicodedata.unidata_version}-v1"
+    return cached_text(name, lambda: _derive_may_change_under(form))
+
+
+def _derive_may_change_under(form: str) -> str:
     marks, mapped, seconds = _normalization_facts()
     chars = _every_code_point()
     changing = [int(code) for code in mapped if unicodedata.normalize(form, chars[code]) != chars[code]]

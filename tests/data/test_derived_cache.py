@@ -1,0 +1,104 @@
+"""The derived cache: what a worker reads back is exactly what it would derive, and a broken or
+unwritable cache only costs the time of deriving again."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+from aloe_data.stages import arrow_text, derived_cache, language
+
+TEXTS = [
+    "The patient presented with chest pain radiating to the left arm.",
+    "El paciente presentó dolor torácico que irradiaba al brazo izquierdo.",
+    "Le patient présentait une douleur thoracique.",
+    "",
+    "ÉNFASIS EN MAYÚSCULAS",
+]
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALOE_CACHE_DIR", str(tmp_path))
+    return tmp_path / "derived"
+
+
+def _entries(folder):
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def test_identifier_from_the_cache_is_py3langids_own(cache_dir):
+    reference = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    first = language._load_identifier()  # decompresses into the cache
+    (entry,) = _entries(cache_dir)
+    assert entry.startswith("py3langid-") and entry.endswith(".npz")
+    second = language._load_identifier()  # reads it back
+    for loaded in (first, second):
+        assert np.array_equal(loaded.nb_ptc, reference.nb_ptc)
+        assert loaded.nb_ptc.dtype == reference.nb_ptc.dtype
+        assert np.array_equal(loaded.nb_pc, reference.nb_pc)
+        assert loaded.nb_classes == reference.nb_classes
+        assert loaded.tk_nextmove == reference.tk_nextmove
+        assert loaded.tk_row == reference.tk_row
+        assert loaded.tk_output == reference.tk_output
+        assert loaded._alias_pairs == reference._alias_pairs
+        assert [loaded.rank(t) for t in TEXTS] == [reference.rank(t) for t in TEXTS]
+
+
+def test_unreadable_model_entry_is_replaced(cache_dir):
+    language._load_identifier()
+    (entry,) = cache_dir.iterdir()
+    entry.write_bytes(b"not an npz")
+    loaded = language._load_identifier()  # falls back to the shipped model and drops the bad entry
+    reference = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    assert [loaded.rank(t) for t in TEXTS] == [reference.rank(t) for t in TEXTS]
+    assert _entries(cache_dir) == []
+    language._load_identifier()
+    assert len(_entries(cache_dir)) == 1
+
+
+@pytest.mark.parametrize("form", ["NFC", "NFKC"])
+def test_may_change_under_reads_back_what_it_derives(cache_dir, form):
+    derived = arrow_text._derive_may_change_under(form)
+    arrow_text.may_change_under.cache_clear()
+    try:
+        assert arrow_text.may_change_under(form) == derived  # derives and writes
+        arrow_text.may_change_under.cache_clear()
+        assert arrow_text.may_change_under(form) == derived  # reads the entry
+        (entry,) = cache_dir.glob(f"may_change_under-{form}-*.json")
+        entry.write_text("{truncated", encoding="utf-8")
+        arrow_text.may_change_under.cache_clear()
+        assert arrow_text.may_change_under(form) == derived  # derives again, rewrites
+        assert "truncated" not in entry.read_text(encoding="utf-8")
+    finally:
+        arrow_text.may_change_under.cache_clear()
+
+
+def test_unwritable_cache_still_gives_the_value(tmp_path, monkeypatch):
+    blocker = tmp_path / "file-not-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("ALOE_CACHE_DIR", str(blocker))  # derived/ cannot be made under a file
+    assert derived_cache.cached_text("t-v1", lambda: "value") == "value"
+    assert derived_cache.cached_file("f-v1", lambda tmp: tmp.write_bytes(b"x")) is None
+
+
+def test_failed_producer_leaves_nothing_and_stale_temporaries_go(cache_dir):
+    def fail(tmp):
+        tmp.write_bytes(b"half")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        derived_cache.cached_file("entry.bin", fail)
+    assert _entries(cache_dir) == []
+    stale, fresh = cache_dir / ".entry.bin.old.tmp", cache_dir / ".entry.bin.new.tmp"
+    stale.write_bytes(b"left by a killed worker")
+    fresh.write_bytes(b"another worker's, still being written")
+    old = time.time() - derived_cache.STALE_SECONDS - 60
+    os.utime(stale, (old, old))
+    path = derived_cache.cached_file("entry.bin", lambda tmp: tmp.write_bytes(b"done"))
+    assert path is not None and path.read_bytes() == b"done"
+    assert _entries(cache_dir) == [".entry.bin.new.tmp", "entry.bin"]
