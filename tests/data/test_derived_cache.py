@@ -83,22 +83,22 @@ def test_unwritable_cache_still_gives_the_value(tmp_path, monkeypatch):
     blocker.write_text("x")
     monkeypatch.setenv("ALOE_CACHE_DIR", str(blocker))  # derived/ cannot be made under a file
     assert derived_cache.cached_text("t-v1", lambda: "value") == "value"
-    assert derived_cache.cached_file("f-v1", lambda tmp: tmp.write_bytes(b"x")) is None
+    assert derived_cache.cached_file("f-v1", lambda: b"x") is None
 
 
 def test_failed_producer_leaves_nothing_and_stale_temporaries_go(cache_dir):
-    def fail(tmp):
-        tmp.write_bytes(b"half")
+    def fail():
         raise RuntimeError("killed")
 
     with pytest.raises(RuntimeError):
         derived_cache.cached_file("entry.bin", fail)
     assert _entries(cache_dir) == []
+    cache_dir.mkdir(parents=True, exist_ok=True)
     stale, fresh = cache_dir / ".entry.bin.old.tmp", cache_dir / ".entry.bin.new.tmp"
     stale.write_bytes(b"left by a killed worker")
     fresh.write_bytes(b"another worker's, still being written")
     old = time.time() - derived_cache.STALE_SECONDS - 60
     os.utime(stale, (old, old))
-    path = derived_cache.cached_file("entry.bin", lambda tmp: tmp.write_bytes(b"done"))
+    path = derived_cache.cached_file("entry.bin", lambda: b"done")
     assert path is not None and path.read_bytes() == b"done"
     assert _entries(cache_dir) == [".entry.bin.new.tmp", "entry.bin"]

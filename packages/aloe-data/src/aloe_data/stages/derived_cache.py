@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from aloe_core.atomic import atomic_write_text
+from aloe_core.atomic import atomic_write_bytes
 from aloe_core.storage import cache_root
 
 logger = logging.getLogger(__name__)
@@ -37,60 +35,51 @@ def derived_dir() -> Path:
 def cached_text(name: str, derive: Callable[[], str]) -> str:
     """The text ``derive()`` gives, from ``derived/<name>.json`` when an earlier process saved it.
 
-    ``name`` must say everything the text depends on (versions included): it is the only key.
+    ``name`` must say everything the text depends on (versions included): it is the only key. The text
+    is stored as a JSON string so that a damaged entry fails to parse instead of being used.
     """
     path = derived_dir() / f"{name}.json"
     try:
-        entry = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(entry, dict) and entry.get("name") == name and isinstance(entry.get("text"), str):
-            return entry["text"]
+        text = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(text, str):
+            return text
     except (OSError, ValueError):
         pass  # absent or unreadable: derive it again
     text = derive()
-    try:
-        atomic_write_text(path, json.dumps({"name": name, "text": text}))
-    except OSError as exc:
-        logger.debug("derived cache %s not written (%s); deriving it in every process", path, exc)
+    _write(path, json.dumps(text).encode("utf-8"))
     return text
 
 
-def cached_file(name: str, produce: Callable[[Path], None]) -> Path | None:
-    """``derived/<name>``, made by ``produce(tmp_path)`` (which writes the file) when absent, then
-    renamed into place; None when the cache folder cannot be written (the caller derives instead).
-
-    Workers on one machine may produce the same entry at once: each writes its own temporary file and
-    the last rename wins (the contents are the same). Temporary files older than
-    :data:`STALE_SECONDS` are what a killed producer left, and are removed here.
-    """
+def cached_file(name: str, derive: Callable[[], bytes]) -> Path | None:
+    """``derived/<name>``, written from ``derive()`` when absent; None when the cache folder cannot be
+    written (the caller derives in memory instead)."""
     path = derived_dir() / name
-    if path.is_file():
+    if path.is_file() or _write(path, derive()):
         return path
+    return None
+
+
+STALE_SECONDS = 3600  # far longer than writing any entry takes (langid's model: under a second)
+
+
+def _write(path: Path, data: bytes) -> bool:
+    """Write an entry with :func:`aloe_core.atomic.atomic_write_bytes`; False if the folder is not writable.
+
+    Workers on one machine may write the same entry at once: each writes its own temporary sibling and
+    the last rename wins (the contents are the same). So a temporary file is only taken for a killed
+    writer's debris once it is older than :data:`STALE_SECONDS` (``remove_debris`` assumes one writer).
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temporaries(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=".tmp")
-        os.close(fd)
+        now = time.time()
+        for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+            try:
+                if now - tmp.stat().st_mtime > STALE_SECONDS:
+                    tmp.unlink()
+            except OSError:
+                pass  # another worker removed or renamed it first
+        atomic_write_bytes(path, data)
     except OSError as exc:
         logger.debug("derived cache %s not written (%s); deriving it in every process", path, exc)
-        return None
-    try:
-        produce(Path(tmp))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-STALE_SECONDS = 3600  # far longer than producing any entry takes (langid's model: under a second)
-
-
-def _remove_stale_temporaries(path: Path) -> None:
-    now = time.time()
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        try:
-            if now - tmp.stat().st_mtime > STALE_SECONDS:
-                tmp.unlink()
-        except OSError:
-            pass  # another worker removed or renamed it first
+        return False
+    return True

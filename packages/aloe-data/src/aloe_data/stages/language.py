@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import logging
 import lzma
-import shutil
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import version
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -67,7 +65,7 @@ def _load_identifier():
     model = MODEL_DIR / MODEL_FILE
     stat = model.stat()
     name = f"py3langid-{version('py3langid')}-{stat.st_size}-{stat.st_mtime_ns}.npz"
-    cached = cached_file(name, lambda tmp: _decompress(model, tmp))
+    cached = cached_file(name, lambda: lzma.decompress(model.read_bytes()))
     if cached is not None:
         try:
             with np.load(cached, allow_pickle=False) as data:
@@ -84,11 +82,6 @@ def _load_identifier():
             logger.warning("langid model cache %s unreadable (%s); loading the shipped model", cached, exc)
             cached.unlink(missing_ok=True)
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-
-
-def _decompress(model: Path, out: Path) -> None:
-    with lzma.open(model) as src, out.open("wb") as dst:
-        shutil.copyfileobj(src, dst, length=1 << 20)
 
 
 def _labels(languages: tuple[str, ...], candidates: tuple[str, ...]) -> tuple[str, ...]:
