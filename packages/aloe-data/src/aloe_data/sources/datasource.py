@@ -17,7 +17,7 @@ import pyarrow.fs as pafs
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
-from aloe_core.containers import READERS, iter_jsonl
+from aloe_core.containers import READERS, iter_json, iter_jsonl
 from aloe_core.schemas import table_from_rows
 from aloe_data.pipeline.annotations import annotated_schema
 from aloe_data.sources.config import SourceConfig
@@ -99,11 +99,12 @@ def read_unit(f: Any, piece: Piece, source: SourceConfig, kind: str) -> Iterator
     """The annotated rows of one opened piece, in blocks of at most :data:`ROWS_PER_BLOCK` rows."""
     unit = piece.unit
     schema = annotated_schema(kind)
-    raws = (
-        iter_jsonl(f, first_line=piece.first_line)
-        if unit.container == "jsonl"
-        else READERS[unit.container](f)
-    )
+    if unit.container == "jsonl":
+        raws = iter_jsonl(f, first_line=piece.first_line)
+    elif unit.container == "json":
+        raws = iter_json(f, after=piece.after, upto=piece.upto)
+    else:
+        raws = READERS[unit.container](f)
     rows: list[dict[str, Any]] = []
     emitted = False
     for raw in raws:

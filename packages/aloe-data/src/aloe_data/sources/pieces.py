@@ -12,8 +12,14 @@ cluster CPU (the rule :mod:`aloe_data.pipeline.shard_reader` uses for stage inpu
   such file once, counting newlines (a sequential read at memory speed; ~0.1 s per 100 MB on a local
   disk), to give every piece its first line number: rows, locators and ids are exactly those of reading
   the file whole.
-* Other files (JSON documents, Parquet, Arrow, compressed files) are one piece each: they cannot be
-  entered in the middle.
+* An uncompressed JSON document (one top-level object or list: how MedQA, PubMedQA and prompt_engine
+  sets ship) larger than 1.5 x target is read in *shares*: it cannot be entered in the middle, but its
+  cost is per row (the parse is a few percent of it), so each of ``round(size / target)`` tasks streams
+  the document from the start and builds only the rows whose position (bytes read when the row is
+  parsed; :func:`aloe_core.containers.iter_json`) falls in its share of the bytes, stopping after it.
+  The shares give exactly the rows, locators and ids of one read of the whole file, errors included
+  (a syntax error ends the file for every later share too).
+* Other files (Parquet, Arrow, compressed files) are one piece each.
 * Consecutive whole-file pieces are packed into one task up to ``target`` bytes, so thousands of tiny
   files do not become thousands of tasks. Tasks are listed in file order, then piece order.
 """
@@ -37,17 +43,25 @@ _SCAN_CHUNK = 8 << 20
 
 @dataclass(frozen=True)
 class Piece:
-    """Bytes ``start`` .. ``end`` (None: to the end) of one file, whose first line is ``first_line``."""
+    """Bytes ``start`` .. ``end`` (None: to the end) of one file, whose first line is ``first_line``; or,
+    for a JSON document, the share of its rows with positions in ``after`` < p <= ``upto``."""
 
     unit: FileUnit
     start: int = 0
     end: int | None = None
     first_line: int = 1
     size: int = 0  # bytes (for packing and Ray's size estimate)
+    after: int = -1
+    upto: int | None = None
+
+    @property
+    def byte_range(self) -> bool:
+        """Whether this is a part of the file's bytes (opened as a window onto them)."""
+        return self.start != 0 or self.end is not None
 
     @property
     def whole(self) -> bool:
-        return self.start == 0 and self.end is None
+        return not self.byte_range and self.after < 0 and self.upto is None
 
 
 def target_piece_bytes(total: int, cpus: int) -> int:
@@ -56,8 +70,18 @@ def target_piece_bytes(total: int, cpus: int) -> int:
 
 
 def splittable(unit: FileUnit) -> bool:
-    """Whether a file can be read from the middle: plain (uncompressed) JSONL."""
-    return unit.container == "jsonl" and infer_compression(unit.path) is None
+    """Whether a file can be read in several pieces: plain (uncompressed) JSONL or JSON."""
+    return unit.container in ("jsonl", "json") and infer_compression(unit.path) is None
+
+
+def share_json(unit: FileUnit, size: int, parts: int) -> list[Piece]:
+    """``unit`` (a JSON document of ``size`` bytes) as ``parts`` shares of its rows by position."""
+    bounds = [size * i // parts for i in range(1, parts)]
+    afters, uptos = [-1, *bounds], [*bounds, None]
+    return [
+        Piece(unit, size=(upto if upto is not None else size) - max(after, 0), after=after, upto=upto)
+        for after, upto in zip(afters, uptos, strict=True)
+    ]
 
 
 def split_jsonl(filesystem: pafs.FileSystem, unit: FileUnit, size: int, parts: int) -> list[Piece]:
@@ -96,8 +120,10 @@ def plan_tasks(units: list[FileUnit], filesystem: pafs.FileSystem, cpus: int) ->
     tasks: list[list[Piece]] = []
     packed: list[Piece] = []  # whole files collected into the current task
     for unit, size in zip(units, sizes, strict=True):
-        if splittable(unit) and size > 1.5 * target:
+        if splittable(unit) and size > 1.5 * target and unit.container == "jsonl":
             pieces = split_jsonl(filesystem, unit, size, round(size / target))
+        elif splittable(unit) and size > 1.5 * target:
+            pieces = share_json(unit, size, round(size / target))
         else:
             pieces = [Piece(unit, size=size)]
         for piece in pieces:
@@ -143,6 +169,6 @@ def open_piece(filesystem: pafs.FileSystem, piece: Piece) -> Any:
     path = piece.unit.path
     if piece.unit.container == "parquet":
         return filesystem.open_input_file(path)
-    if not piece.whole:
+    if piece.byte_range:
         return _Window(filesystem.open_input_file(path), piece.start, piece.end)
     return filesystem.open_input_stream(path, compression=infer_compression(path))
