@@ -11,7 +11,9 @@
    starts Ray, so Ray's GCS, raylet and every worker inherit it and "1 vs 2 CPUs" compares machines of
    1 and 2 cores (not just Ray's logical CPU count). Ray is started before the first stage, so stage
    seconds are the stages' own; the wall time includes Ray's start. Prints rows/s per stage and in
-   total, and the 2-vs-1 ratio.
+   total, and the 2-vs-1 ratio. ``--repeat N`` runs the CPU counts in turn N times (1, 2, 1, 2, ...:
+   a shared machine's slow spell then lands on both) and compares the median runs (by stage time;
+   single runs on this 2-core machine vary by up to 15%).
 3. datatrove 0.10.1 (not a dependency of aloe: installed by ``uv run --with`` into a throwaway
    environment, like ``benchmarks/minhash.py`` does) runs the steps both have, on the ingested sft rows
    written as JSONL (``{"id", "text"}``, text = the messages joined, in as many files as CPUs x 4 so its
@@ -207,17 +209,25 @@ def load() -> str:
     return f"load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
 
 
-def print_run(cpus: int, summary: dict) -> None:
+def stage_seconds(summary: dict) -> float:
+    return sum(s["seconds"] for s in summary["stages"].values())
+
+
+def median_run(summaries: list[dict]) -> dict:
+    """The run with the median stage time (the lower middle one of an even count)."""
+    return sorted(summaries, key=stage_seconds)[(len(summaries) - 1) // 2]
+
+
+def print_run(cpus: int, summary: dict, which: str = "") -> None:
     """One pinned run: totals, then per stage wall seconds, rows/s, CPU seconds and drops."""
     stages = summary["stages"].values()
-    stage_seconds = sum(s["seconds"] for s in stages)
     cpu_seconds = sum(s["cpu_seconds"] for s in stages)
     rows = summary["rows_in"]
     print(
-        f"{cpus} CPU (pinned, {summary['load']}): {rows} rows in -> {summary['rows_out']} out; "
+        f"{which}{cpus} CPU (pinned, {summary['load']}): {rows} rows in -> {summary['rows_out']} out; "
         f"wall {summary['wall']:.1f}s incl. process and Ray start ({summary['ray_start']:.1f}s): "
-        f"{rows / summary['wall']:,.0f} rows/s; stages alone {stage_seconds:.1f}s: "
-        f"{rows / stage_seconds:,.0f} rows/s; stage CPU {cpu_seconds:.1f}s (all processes)",
+        f"{rows / summary['wall']:,.0f} rows/s; stages alone {stage_seconds(summary):.1f}s: "
+        f"{rows / stage_seconds(summary):,.0f} rows/s; stage CPU {cpu_seconds:.1f}s (all processes)",
         flush=True,
     )
     for name, s in summary["stages"].items():
@@ -249,6 +259,7 @@ def main() -> None:
     )
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--cpus", default="1,2", help="comma-separated CPU counts to compare")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per CPU count (the median is compared)")
     parser.add_argument("--skip-datatrove", action="store_true")
     parser.add_argument("--child", nargs=3, metavar=("SAMPLE", "OUT", "CPUS"), help=argparse.SUPPRESS)
     parser.add_argument("--datatrove-worker", nargs=3, metavar=("IN", "WORK", "CPUS"), help=argparse.SUPPRESS)
@@ -275,17 +286,24 @@ def main() -> None:
             "compiles the numba kernels into __pycache__; the timed runs below then load them)",
             flush=True,
         )
-        results: dict[int, dict] = {}
-        for cpus in [int(c) for c in args.cpus.split(",")]:
-            summary, wall = run_child(work / "sample", work / f"run-{cpus}", cpus)
-            summary["wall"] = wall
-            summary["load"] = load()
-            results[cpus] = summary
-            print_run(cpus, summary)
+        runs: dict[int, list[dict]] = {}
+        for repeat in range(args.repeat):
+            for cpus in [int(c) for c in args.cpus.split(",")]:
+                out = work / f"run-{cpus}"
+                shutil.rmtree(out, ignore_errors=True)  # the last run of each count stays, for datatrove
+                summary, wall = run_child(work / "sample", out, cpus)
+                summary["wall"] = wall
+                summary["load"] = load()
+                runs.setdefault(cpus, []).append(summary)
+                print_run(cpus, summary, f"run {repeat + 1}/{args.repeat}, ")
+        results = {cpus: median_run(summaries) for cpus, summaries in runs.items()}
+        if args.repeat > 1:
+            for cpus, summary in results.items():
+                print_run(cpus, summary, f"median of {args.repeat} runs, ")
         counts = sorted(results)
         if len(counts) > 1:
             lo, hi = results[counts[0]], results[counts[-1]]
-            stage_sum = {c: sum(s["seconds"] for s in results[c]["stages"].values()) for c in counts}
+            stage_sum = {c: stage_seconds(results[c]) for c in counts}
             print(
                 f"ratio {counts[-1]} vs {counts[0]} CPU: wall {lo['wall'] / hi['wall']:.2f}x, "
                 f"stages alone {stage_sum[counts[0]] / stage_sum[counts[-1]]:.2f}x; per stage: "
