@@ -78,6 +78,32 @@ def test_may_change_under_reads_back_what_it_derives(cache_dir, form):
         arrow_text.may_change_under.cache_clear()
 
 
+@pytest.mark.parametrize(("pattern", "negate"), [(r"\s", False), (r"\s", True), (r"[\s.\-]", False)])
+def test_python_class_reads_back_what_it_derives(cache_dir, pattern, negate):
+    derived = arrow_text._derive_python_class(pattern, negate)
+    arrow_text.python_class.cache_clear()
+    try:
+        assert arrow_text.python_class(pattern, negate) == derived  # derives and writes
+        (entry,) = cache_dir.glob("python_class-*.json")
+        arrow_text.python_class.cache_clear()
+        assert arrow_text.python_class(pattern, negate) == derived  # reads the entry
+        entry.write_text('"[x]"', encoding="utf-8")  # the entry, not the derivation, is what is used
+        arrow_text.python_class.cache_clear()
+        assert arrow_text.python_class(pattern, negate) == "[x]"
+    finally:
+        arrow_text.python_class.cache_clear()
+
+
+def test_python_class_entries_differ_by_pattern_and_negation(cache_dir):
+    arrow_text.python_class.cache_clear()
+    try:
+        classes = {arrow_text.python_class(p, n) for p in (r"\s", r"\d") for n in (False, True)}
+        assert len(classes) == 4
+        assert len(list(cache_dir.glob("python_class-*.json"))) == 4
+    finally:
+        arrow_text.python_class.cache_clear()
+
+
 def test_unwritable_cache_still_gives_the_value(tmp_path, monkeypatch):
     blocker = tmp_path / "file-not-folder"
     blocker.write_text("x")
