@@ -77,3 +77,13 @@ def test_a_process_on_another_cluster_gets_ray_data_as_ray_ships_it(ray_session,
     monkeypatch.setattr(fixed_cluster, "_embedded_session", "session_of_another_cluster")
     assert not fixed_cluster.on_embedded_cluster()
     assert choose() == "ray's"
+
+
+def test_embedded_workers_import_ray_data_before_their_first_task(ray_session):
+    # aloe_core.ray_session.WORKER_PRELOAD_MODULES: the raylet starts every worker with the preload, so
+    # a stage's first task does not pay Ray Data's import in each worker at once.
+    @ray_session.remote
+    def started_with() -> list[str]:
+        return sys.argv
+
+    assert "--worker-preload-modules=ray.data" in ray_session.get(started_with.remote())
