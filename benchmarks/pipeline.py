@@ -13,7 +13,8 @@
    seconds are the stages' own; the wall time includes Ray's start. Prints rows/s per stage and in
    total, and the 2-vs-1 ratio. ``--repeat N`` runs the CPU counts in turn N times (1, 2, 1, 2, ...:
    a shared machine's slow spell then lands on both) and compares the median runs (by stage time;
-   single runs on this 2-core machine vary by up to 15%).
+   single runs on this 2-core machine vary by up to 15%). Each run also prints the seconds spent inside
+   Ray tasks (Ray's timeline), the work itself, whatever the CPU count.
 3. datatrove 0.10.1 (not a dependency of aloe: installed by ``uv run --with`` into a throwaway
    environment, like ``benchmarks/minhash.py`` does) runs the steps both have, on the ingested sft rows
    written as JSONL (``{"id", "text"}``, text = the messages joined, in as many files as CPUs x 4 so its
@@ -101,6 +102,7 @@ def run_once(sample_dir: Path, out_dir: Path, num_cpus: int) -> None:
         "rows_in": stages[0]["rows_in"],
         "rows_out": stages[-1]["rows_out"],
         "ray_start": ray_seconds,
+        "task_seconds": task_seconds(),
         "stages": {
             s["stage"]: {
                 "seconds": s["seconds"],
@@ -113,6 +115,16 @@ def run_once(sample_dir: Path, out_dir: Path, num_cpus: int) -> None:
         },
     }
     print(json.dumps(summary))
+
+
+def task_seconds() -> float:
+    """Seconds spent inside Ray tasks over the whole run, from Ray's own timeline (task events are on
+    by default): the work itself, as opposed to what happens between tasks. Equal on 1 and 2 CPUs means
+    the second CPU got the same work done; the stage-time ratio then says what the part outside tasks
+    and each worker's first-use costs take from it."""
+    import ray
+
+    return sum(e["dur"] for e in ray.timeline() if e.get("ph") == "X" and e["cat"].startswith("task::")) / 1e6
 
 
 def run_child(sample_dir: Path, out_dir: Path, cpus: int) -> tuple[dict, float]:
@@ -227,7 +239,8 @@ def print_run(cpus: int, summary: dict, which: str = "") -> None:
         f"{which}{cpus} CPU (pinned, {summary['load']}): {rows} rows in -> {summary['rows_out']} out; "
         f"wall {summary['wall']:.1f}s incl. process and Ray start ({summary['ray_start']:.1f}s): "
         f"{rows / summary['wall']:,.0f} rows/s; stages alone {stage_seconds(summary):.1f}s: "
-        f"{rows / stage_seconds(summary):,.0f} rows/s; stage CPU {cpu_seconds:.1f}s (all processes)",
+        f"{rows / stage_seconds(summary):,.0f} rows/s; stage CPU {cpu_seconds:.1f}s (all processes); "
+        f"inside Ray tasks {summary['task_seconds']:.1f}s",
         flush=True,
     )
     for name, s in summary["stages"].items():
