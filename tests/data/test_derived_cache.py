@@ -128,3 +128,65 @@ def test_failed_producer_leaves_nothing_and_stale_temporaries_go(cache_dir):
     path = derived_cache.cached_file("entry.bin", lambda: b"done")
     assert path is not None and path.read_bytes() == b"done"
     assert _entries(cache_dir) == [".entry.bin.new.tmp", "entry.bin"]
+
+
+def _model_fields(model):
+    return {name: getattr(model, name) for name in model.__dataclass_fields__}
+
+
+def _assert_models_equal(loaded, derived):
+    for name, value in _model_fields(derived).items():
+        got = getattr(loaded, name)
+        if isinstance(value, np.ndarray):
+            assert type(got) is np.ndarray and got.dtype == value.dtype and np.array_equal(got, value), name
+            assert got.flags.writeable, name  # numba's cached kernels take writable arrays
+        else:
+            assert got == value, name
+
+
+def test_kernel_model_from_the_cache_equals_its_derivation(cache_dir):
+    candidates = ("en", "es", "fr", "de")
+    derived = language._Model(**_as_fields(language._derive_model_arrays(candidates)))
+    language._model.cache_clear()
+    try:
+        first = language._model(candidates)  # derives and writes
+        (entry,) = [p for p in cache_dir.iterdir() if p.name.startswith("langid-kernel-")]
+        assert sorted(p.name for p in entry.iterdir()) == sorted(
+            [f"{k}.npy" for k in _model_fields(derived)] + ["index.json"]
+        )
+        language._model.cache_clear()
+        second = language._model(candidates)  # reads the entry back, mapped
+        for loaded in (first, second):
+            _assert_models_equal(loaded, derived)
+        language._model.cache_clear()
+        assert language._model(("en", "es")) is not None  # other candidates: another entry
+        assert len([p for p in cache_dir.iterdir() if p.name.startswith("langid-kernel-")]) == 2
+    finally:
+        language._model.cache_clear()
+
+
+def _as_fields(arrays):
+    return {
+        **arrays,
+        "labels": tuple(arrays["labels"].tolist()),
+        "alias_pairs": tuple((int(a), int(b)) for a, b in arrays["alias_pairs"].tolist()),
+    }
+
+
+def test_damaged_array_entry_is_derived_again(cache_dir):
+    calls = []
+
+    def derive():
+        calls.append(1)
+        return {"a": np.arange(5, dtype=np.int32), "s": np.array(["x", "yz"])}
+
+    first = derived_cache.cached_arrays("arrays-v1", derive)
+    again = derived_cache.cached_arrays("arrays-v1", derive)
+    assert len(calls) == 1 and np.array_equal(again["a"], first["a"]) and again["s"].tolist() == ["x", "yz"]
+    (cache_dir / "arrays-v1" / "a.npy").write_bytes(b"not an array")
+    repaired = derived_cache.cached_arrays("arrays-v1", derive)
+    assert len(calls) == 2 and np.array_equal(repaired["a"], first["a"])
+    assert np.array_equal(derived_cache.cached_arrays("arrays-v1", derive)["a"], first["a"]) and len(calls) == 2
+    (cache_dir / "arrays-v1" / "index.json").unlink()  # a writer killed before its index: not an entry
+    derived_cache.cached_arrays("arrays-v1", derive)
+    assert len(calls) == 3

@@ -15,11 +15,14 @@ cannot be written (a read-only home) just means deriving each time.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 from aloe_core.atomic import atomic_write_bytes
 from aloe_core.storage import cache_root
@@ -57,6 +60,34 @@ def cached_file(name: str, derive: Callable[[], bytes]) -> Path | None:
     if path.is_file() or _write(path, derive()):
         return path
     return None
+
+
+def cached_arrays(name: str, derive: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The arrays ``derive()`` gives, from ``derived/<name>/`` when an earlier process saved them.
+
+    ``name`` must say everything the arrays depend on (it is the only key). Each array is one ``.npy``
+    file, mapped copy-on-write (``mmap_mode="c"``: writable arrays, which numba kernels take as they
+    take any other, and pages read from the page cache only as they are touched, so a worker loading
+    langid's 51 MB of tables pays no copy), never unpickled (``allow_pickle=False``: strings go as
+    numpy unicode arrays). ``index.json``, written last, lists the files; an entry without it, or with
+    a file that cannot be read, is derived again and rewritten.
+    """
+    folder = derived_dir() / name
+    try:
+        keys = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+        return {key: np.asarray(np.load(folder / f"{key}.npy", mmap_mode="c", allow_pickle=False)) for key in keys}
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, TypeError) as exc:  # damaged: derive it again
+        logger.warning("derived cache entry %s unreadable (%s); deriving it again", folder, exc)
+    arrays = derive()
+    for key, array in arrays.items():
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        if not _write(folder / f"{key}.npy", buffer.getvalue()):
+            return arrays
+    _write(folder / "index.json", json.dumps(list(arrays)).encode("utf-8"))
+    return arrays
 
 
 STALE_SECONDS = 3600  # far longer than writing any entry takes (langid's model: under a second)

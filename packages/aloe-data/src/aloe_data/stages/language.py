@@ -18,6 +18,7 @@ boundary of the printed detail), the caller asks :func:`exact_score` for that te
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import lzma
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from aloe_data.stages.arrow_text import map_where, matches, may_change_under, utf8_buffers
-from aloe_data.stages.derived_cache import cached_file
+from aloe_data.stages.derived_cache import cached_arrays, cached_file
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,32 @@ class _Model:
 
 @lru_cache(maxsize=8)
 def _model(candidates: tuple[str, ...]) -> _Model:
-    """The kernel's view of the identifier for ``candidates`` (one per worker process)."""
+    """The kernel's view of the identifier for ``candidates`` (one per worker process).
+
+    Read from the derived cache (named by py3langid's version, the model file's size and mtime and the
+    candidates) when an earlier process saved it: a worker that cleans then never builds the identifier
+    (0.07-0.17 s) nor restricts it to the candidates (0.08 s), unless a batch has a near tie for
+    :func:`exact_score`. ``tests/data/test_derived_cache.py`` checks the entry equals the derivation."""
+    from py3langid.langid import MODEL_DIR, MODEL_FILE
+
+    stat = (MODEL_DIR / MODEL_FILE).stat()
+    key = hashlib.sha256(",".join(candidates).encode()).hexdigest()[:16]
+    name = f"langid-kernel-v1-{version('py3langid')}-{stat.st_size}-{stat.st_mtime_ns}-{key}"
+    arrays = cached_arrays(name, lambda: _derive_model_arrays(candidates))
+    return _Model(
+        nextmove=arrays["nextmove"],
+        rowbase=arrays["rowbase"],
+        output=arrays["output"],
+        ptc=arrays["ptc"],
+        pc=arrays["pc"],
+        labels=tuple(arrays["labels"].tolist()),
+        label_columns=arrays["label_columns"],
+        alias_pairs=tuple((int(a), int(b)) for a, b in arrays["alias_pairs"].tolist()),
+    )
+
+
+def _derive_model_arrays(candidates: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """:class:`_Model`'s fields as arrays, from the identifier restricted to ``candidates``."""
     identifier = _language_identifier(candidates)
     if (identifier.nb_ptc > 0).any():  # _logit_error's bound takes every term of the dot to be <= 0
         raise ValueError(
@@ -137,24 +163,27 @@ def _model(candidates: tuple[str, ...]) -> _Model:
     first: dict[str, int] = {}
     for column, label in enumerate(classes):
         first.setdefault(label, column)
-    return _Model(
-        nextmove=np.asarray(identifier.tk_nextmove, dtype=np.uint32),
-        rowbase=np.asarray(identifier.tk_row, dtype=np.int32) << 8,
-        output=np.asarray(identifier.tk_output, dtype=np.int32),
-        ptc=np.ascontiguousarray(identifier.nb_ptc, dtype=np.float32),
-        pc=np.asarray(identifier.nb_pc, dtype=np.float64),
-        labels=tuple(first),
-        label_columns=np.array(list(first.values()), dtype=np.int64),
-        alias_pairs=tuple(identifier._alias_pairs),
-    )
+    return {
+        "nextmove": np.asarray(identifier.tk_nextmove, dtype=np.uint32),
+        "rowbase": np.asarray(identifier.tk_row, dtype=np.int32) << 8,
+        "output": np.asarray(identifier.tk_output, dtype=np.int32),
+        "ptc": np.ascontiguousarray(identifier.nb_ptc, dtype=np.float32),
+        "pc": np.asarray(identifier.nb_pc, dtype=np.float64),
+        "labels": np.array(list(first), dtype=np.str_),
+        "label_columns": np.array(list(first.values()), dtype=np.int64),
+        "alias_pairs": np.array(identifier._alias_pairs, dtype=np.int64).reshape(-1, 2),
+    }
 
 
-def _langid_bytes(texts: pa.Array, languages: tuple[str, ...], candidates: tuple[str, ...]) -> pa.Array:
+def _langid_bytes(texts: pa.Array) -> pa.Array:
     """The bytes langid.py scores for each text: its first 4000 characters, lower-cased if all upper,
     NFC, UTF-8. Text with a lower-case ASCII letter and nothing NFC could change needs none of that (its
-    bytes are the string's own); the rest goes through the identifier's own encoder."""
+    bytes are the string's own); the rest goes through the identifier's own encoder (a staticmethod:
+    no model is loaded for it)."""
+    from py3langid.langid import LanguageIdentifier
+
+    encode = LanguageIdentifier._encode
     texts = pc.utf8_slice_codeunits(texts.fill_null(""), 0, MAX_CHARS)
-    encode = _identifier_for(languages, candidates)._encode
     special = matches(texts, may_change_under("NFC")) | ~matches(texts, "[a-z]")
     return map_where(texts, special, encode, into=texts.cast(pa.binary()))
 
@@ -235,7 +264,7 @@ def language_bounds(
     :func:`language_scores` score. ``lo == hi == 1.0`` where a wanted language is certainly the most
     likely; ``(0, 1)`` where it is too close to tell which language comes first."""
     model = _model(_labels(languages, candidates))
-    data, offsets = utf8_buffers(_langid_bytes(texts, languages, candidates))
+    data, offsets = utf8_buffers(_langid_bytes(texts))
     dot, distinct = _features(data, offsets, model)
     probs, log_factor = _label_probabilities(dot, distinct, np.diff(offsets), model)
     return _score_interval(probs, log_factor, np.array([label in languages for label in model.labels]))
