@@ -75,7 +75,7 @@ def cached_arrays(name: str, derive: Callable[[], dict[str, np.ndarray]]) -> dic
     folder = derived_dir() / name
     try:
         keys = json.loads((folder / "index.json").read_text(encoding="utf-8"))
-        return {key: np.asarray(np.load(folder / f"{key}.npy", mmap_mode="c", allow_pickle=False)) for key in keys}
+        return {key: _mapped(folder / f"{key}.npy") for key in keys}
     except FileNotFoundError:
         pass
     except (OSError, ValueError, TypeError) as exc:  # damaged: derive it again
@@ -88,6 +88,11 @@ def cached_arrays(name: str, derive: Callable[[], dict[str, np.ndarray]]) -> dic
             return arrays
     _write(folder / "index.json", json.dumps(list(arrays)).encode("utf-8"))
     return arrays
+
+
+def _mapped(path: Path) -> np.ndarray:
+    """A plain (writable, copy-on-write) ndarray over the ``.npy`` file's pages."""
+    return np.asarray(np.load(path, mmap_mode="c", allow_pickle=False))
 
 
 STALE_SECONDS = 3600  # far longer than writing any entry takes (langid's model: under a second)
