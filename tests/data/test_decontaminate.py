@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -781,3 +782,36 @@ def test_contexts_are_matched_only_when_asked():
         len(words(context)) - 12,
         1.0,
     )
+
+
+def test_index_from_the_derived_cache_equals_a_fresh_build(hand_bench, tmp_path, monkeypatch):
+    """The driver's index comes from the derived cache on the next run; a changed test file (same
+    path) or setting builds and stores another."""
+    monkeypatch.setenv("ALOE_CACHE_DIR", str(tmp_path / "cache"))
+    bench = tmp_path / "bench"
+    shutil.copytree(hand_bench, bench)
+    config = DecontaminateConfig(benchmarks=[str(bench)])
+
+    def entries():
+        return sorted(p.name for p in (tmp_path / "cache" / "derived").glob("decontaminate-index-*"))
+
+    def assert_same(got, built):
+        for name in built.__dataclass_fields__:
+            want, have = getattr(built, name), getattr(got, name)
+            assert np.array_equal(have, want) if isinstance(want, np.ndarray) else have == want, name
+
+    first = DecontaminateStage(config).load_index()  # builds and stores
+    assert len(entries()) == 1
+    again = DecontaminateStage(config).load_index()  # reads back
+    built = DecontaminateStage(config)._build_index()
+    assert_same(first, built)
+    assert_same(again, built)
+    assert [i for _, i in again.items] == ["hb-long", "hb-short", "hb-tiny"]
+
+    test_file = bench / "handbench" / "handbench_test.json"
+    test_file.write_text(test_file.read_text().replace("Vitamin C", "Vitamin K"))
+    changed = DecontaminateStage(config).load_index()
+    assert len(entries()) == 2
+    assert_same(changed, DecontaminateStage(config)._build_index())
+    DecontaminateStage(config.model_copy(update={"ngram": 8})).load_index()
+    assert len(entries()) == 3

@@ -386,6 +386,40 @@ class BenchmarkIndex:
         return found
 
 
+def index_arrays(index: BenchmarkIndex) -> dict[str, np.ndarray]:
+    """``index`` as plain arrays (no objects, so they store without pickle): the inverse of
+    :func:`index_from_arrays`."""
+    return {
+        "n": np.array(index.n, np.int64),
+        "lengths": np.array(index.lengths, np.int64),
+        "hashes": index.hashes,
+        "entry_of": index.entry_of,
+        "entry_item": index.entry_item,
+        "entry_variant": index.entry_variant,
+        "entry_size": index.entry_size,
+        "item_benchmarks": np.array([b for b, _ in index.items], dtype=np.str_),
+        "item_ids": np.array([i for _, i in index.items], dtype=np.str_),
+        "bitmap": index.bitmap,
+        "bitmap_bits": np.array(index.bitmap_bits, np.int64),
+    }
+
+
+def index_from_arrays(arrays: dict[str, np.ndarray]) -> BenchmarkIndex:
+    """The :class:`BenchmarkIndex` that :func:`index_arrays` wrote."""
+    return BenchmarkIndex(
+        n=int(arrays["n"]),
+        lengths=tuple(int(x) for x in arrays["lengths"].tolist()),
+        hashes=arrays["hashes"],
+        entry_of=arrays["entry_of"],
+        entry_item=arrays["entry_item"],
+        entry_variant=arrays["entry_variant"],
+        entry_size=arrays["entry_size"],
+        items=tuple(zip(arrays["item_benchmarks"].tolist(), arrays["item_ids"].tolist(), strict=True)),
+        bitmap=arrays["bitmap"],
+        bitmap_bits=int(arrays["bitmap_bits"]),
+    )
+
+
 def bitmap_bits_for(count: int) -> int:
     """Bits (as a power of two) of the Bloom bitmap for ``count`` shingles: >= 32 per shingle, >= 2**16."""
     return max(16, (max(count, 1) * 32 - 1).bit_length())

@@ -59,6 +59,7 @@ import ray
 import ray.data
 from pydantic import Field
 
+from aloe_core.config import config_hash
 from aloe_core.text import mcqa_matching_text
 from aloe_data.benchmarks import (
     VARIANTS,
@@ -66,6 +67,8 @@ from aloe_data.benchmarks import (
     BenchmarkIndex,
     benchmark_fingerprint,
     build_index,
+    index_arrays,
+    index_from_arrays,
     iter_window_hashes,
     load_benchmarks,
     token_hashes,
@@ -78,6 +81,7 @@ from aloe_data.pipeline.broadcast import worker_get
 from aloe_data.pipeline.columns import set_columns, update_meta
 from aloe_data.pipeline.counters import add_counters
 from aloe_data.pipeline.stage import Stage, StageConfig, StageContext
+from aloe_data.stages.derived_cache import cached_arrays
 
 logger = logging.getLogger("aloe.data")
 
@@ -405,13 +409,18 @@ class DecontaminateStage(Stage):
     batch_size: ClassVar[int] = 1024
 
     def load_index(self) -> BenchmarkIndex:
-        """Load the configured benchmarks and index them (on the driver)."""
+        """The configured benchmarks' index (on the driver), from the derived cache when an earlier run
+        built it for the same files and settings: keyed by the benchmark files' fingerprint (names and
+        bytes) and this config, so a changed test set or n-gram setting builds a new one. Loading and
+        building take 0.25 s for the embedded corpus's 4,000 items and ~3 s for the real test sets,
+        all of it time on the driver while the workers wait."""
         config = self.config
-        items = load_benchmarks(config.benchmarks, config.glob, config.benchmark_format)
-        index = build_index(items, config.ngram, config.min_short_words, config.with_context)
+        key = config_hash({"config": config.model_dump(mode="json"), "files": self.fingerprint()})
+        arrays = cached_arrays(f"decontaminate-index-v1-{key}", lambda: index_arrays(self._build_index()))
+        index = index_from_arrays(arrays)
         logger.info(
             "decontaminate: %d items of %d benchmarks, %d texts, %d shingles (%.1f MB)",
-            len(items),
+            len(index.items),
             len({b for b, _ in index.items}),
             len(index.entry_size),
             len(index.hashes),
@@ -419,8 +428,14 @@ class DecontaminateStage(Stage):
         )
         return index
 
+    def _build_index(self) -> BenchmarkIndex:
+        config = self.config
+        items = load_benchmarks(config.benchmarks, config.glob, config.benchmark_format)
+        return build_index(items, config.ngram, config.min_short_words, config.with_context)
+
     def fingerprint(self) -> str:
-        """Hash of the benchmark files' contents: what a resume key needs beyond the config."""
+        """Hash of the benchmark files' contents: what a resume key (and the index cache) needs beyond
+        the config. Read afresh on every call: the files may change under the same stage object."""
         return benchmark_fingerprint(self.config.benchmarks, self.config.glob)
 
     def apply(self, ds: ray.data.Dataset, ctx: StageContext) -> ray.data.Dataset:
