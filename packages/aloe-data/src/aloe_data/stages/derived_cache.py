@@ -73,13 +73,12 @@ def cached_arrays(name: str, derive: Callable[[], dict[str, np.ndarray]]) -> dic
     a file that cannot be read, is derived again and rewritten.
     """
     folder = derived_dir() / name
-    try:
-        keys = json.loads((folder / "index.json").read_text(encoding="utf-8"))
-        return {key: _mapped(folder / f"{key}.npy") for key in keys}
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError, TypeError) as exc:  # damaged: derive it again
-        logger.warning("derived cache entry %s unreadable (%s); deriving it again", folder, exc)
+    if (folder / "index.json").is_file():  # else absent, or a writer was killed before its index
+        try:
+            keys = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+            return {key: _mapped(folder / f"{key}.npy") for key in keys}
+        except (OSError, ValueError, TypeError) as exc:  # damaged: derive it again
+            logger.warning("derived cache entry %s unreadable (%s); deriving it again", folder, exc)
     arrays = derive()
     for key, array in arrays.items():
         buffer = io.BytesIO()
