@@ -1,5 +1,5 @@
-"""How a stage's input shards become read tasks and blocks (planned from the Parquet footers), and which
-columns the reads decode. No Ray: the datasource's plan and read functions are called directly."""
+"""How a stage's input shards become read tasks and blocks (planned from the Parquet footers).
+No Ray: the datasource's plan and read functions are called directly."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_a_big_shard_is_cut_at_row_groups(tmp_path: Path) -> None:
     assert _plan(RecordShardsDatasource(big, cpus=1)) == [[50_000]] * 8  # 5 row groups a block
 
 
-def test_reads_give_every_row_in_order_and_only_the_projected_columns(tmp_path: Path) -> None:
+def test_reads_give_every_row_in_order(tmp_path: Path) -> None:
     paths = _shards(tmp_path, files=5, rows=7_000, row_group=3_000)
     datasource = RecordShardsDatasource(paths, cpus=2)
     blocks = [block for task in datasource._tasks for block in _reader(task)()]
@@ -60,14 +60,3 @@ def test_reads_give_every_row_in_order_and_only_the_projected_columns(tmp_path: 
     assert len(tasks) == datasource.num_tasks == 15  # 3,000 + 3,000 + 1,000 rows per file
     assert sum(t.metadata.num_rows for t in tasks) == 35_000
     assert tasks[0].schema.names == ["id", "text", "meta"]
-
-    # What Ray Data's projection pushdown does for ds.select_columns(["meta", "id"]): only those
-    # columns are decoded, in the order asked.
-    assert datasource.supports_projection_pushdown()
-    projected = datasource.apply_projection({"meta": "meta", "id": "id"})
-    assert projected.get_read_tasks(parallelism=200)[0].schema.names == ["meta", "id"]
-    columns = projected._get_data_columns()
-    first = next(_reader(projected._tasks[0], columns)())
-    assert first.column_names == ["meta", "id"]
-    assert first.num_rows == 3_000
-    assert datasource._get_data_columns() is None  # the original is unchanged

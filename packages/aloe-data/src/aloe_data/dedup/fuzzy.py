@@ -8,8 +8,6 @@ Pipeline (:func:`fuzzy_dedup`):
 2. **Buckets** (distributed): hash exchange on band_key (:mod:`aloe_data.dedup.exchange`, two waves of
    Ray tasks), then per partition a vectorised sort yields star edges: each bucket's smallest id ->
    every other member.
-   Both passes over the rows read only the columns the text function needs (with the built-in ones,
-   :data:`~aloe_data.dedup.rows.MATCHING_COLUMNS`, and the score's column or ``meta`` in step 3).
 3. **Candidate rows** (``map_batches``): the rows appearing in an edge are looked up (sorted-id
    membership, no per-batch hash-set build) and their signature, quality score, answer length (and
    text, with ``verify``) come back to the driver.
@@ -61,18 +59,10 @@ from aloe_data.dedup.config import MinHashConfig
 from aloe_data.dedup.exchange import default_num_partitions, group_by_key
 from aloe_data.dedup.lsh import band_keys, bucket_star_edges, empty_edges
 from aloe_data.dedup.minhash import EMPTY, estimated_jaccard, signatures
-from aloe_data.dedup.rows import (
-    TextFn,
-    answer_lengths,
-    check_utf8,
-    columns_read,
-    matching_texts,
-    quality_scores,
-)
+from aloe_data.dedup.rows import TextFn, answer_lengths, check_utf8, matching_texts, quality_scores
 from aloe_data.dedup.shingles import shingle_set
 from aloe_data.pipeline.batching import map_in_batches
 from aloe_data.pipeline.broadcast import IdIndex, index_by_id, worker_get
-from aloe_data.pipeline.shard_reader import select_present
 
 DROP_REASON = "near_duplicate"
 
@@ -146,7 +136,7 @@ def _candidate_edges(
 ) -> pa.Table:
     """Steps 1-2: the star edges (band_key, src, dst) of every LSH bucket, collected on the driver."""
     keyed = map_in_batches(
-        _read_only(ds, columns_read(text_fn)),
+        ds,
         _band_key_rows,
         batch_size,
         fn_kwargs={"config": config, "bands": bands, "rows": rows, "text_fn": text_fn},
@@ -156,11 +146,6 @@ def _candidate_edges(
     with _user_errors(keyed):
         tables = group_by_key(keyed, "band_key", num_partitions, _partition_edges)
     return pa.concat_tables(tables) if tables else empty_edges(pa.string())
-
-
-def _read_only(ds: ray.data.Dataset, columns: tuple[str, ...] | None) -> ray.data.Dataset:
-    """``ds`` pruned to ``columns`` (None: all): a pass over record shards then decodes only those."""
-    return ds if columns is None else select_present(ds, columns)
 
 
 @contextlib.contextmanager
@@ -326,11 +311,8 @@ def _lookup(
 ) -> pa.Table:
     """Step 3: candidate rows (id, signature, score, answer_length[, text]) in ``nodes`` order."""
     index = IdIndex(nodes)
-    columns = columns_read(text_fn)
-    if columns is not None and config.keep.score_key is not None:
-        columns = (*columns, config.keep.score_key, "meta")  # quality_scores: the column, or meta's path
     found = map_in_batches(
-        _read_only(ds, columns),
+        ds,
         _candidate_rows,
         batch_size,
         fn_kwargs={"index": ray.put(index), "config": config, "text_fn": text_fn},

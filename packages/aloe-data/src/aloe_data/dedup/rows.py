@@ -28,15 +28,6 @@ from aloe_core.text import matching_text
 from aloe_data.dedup.normalize import normalize_strings
 
 TextFn = Callable[[pa.Table], Sequence[str]]
-# Every column the functions here read to find a row's matching text and answer length (the vectorised
-# paths and the per-row definition), with ``id``: the key passes of dedup read only these from Parquet.
-MATCHING_COLUMNS = ("id", "mcqa", "question", "options", "messages", "prompt", "chosen")
-
-
-def columns_read(text_fn: TextFn) -> tuple[str, ...] | None:
-    """The columns a dedup pass with ``text_fn`` needs (None: unknown, so every column): the built-in
-    text functions read :data:`MATCHING_COLUMNS`; a caller's own may read anything."""
-    return MATCHING_COLUMNS if text_fn in (matching_texts, normalized_matching_texts) else None
 
 
 def _list_values(column: pa.ChunkedArray | pa.Array) -> tuple[pa.ListArray, np.ndarray]:

@@ -23,11 +23,6 @@ two competing for the CPUs under Ray Data's resource reservation (on 1 CPU they 
 therefore passes ``override_num_blocks`` = the planned task count (:func:`planned_read`), which
 sources' ingest uses too.
 
-Columns: the datasource takes Ray Data's projection pushdown, so ``ds.select_columns(names)`` (see
-:func:`select_present`) reads only those Parquet columns, still fused with the maps after it. Passes that
-compute keys (exact and fuzzy dedup) read the text columns, not ``meta`` and the rest: half the decode
-time of a 168k-row sft stage (0.21 vs 0.45 s on one core).
-
 Order: tasks are listed in file order, then row-group order, and the Dataset preserves order, so rows
 come out exactly as ``read_parquet`` gives them (stages write byte-identical shards either way).
 """
@@ -116,7 +111,6 @@ class RecordShardsDatasource(Datasource):
         ranges = plan_ranges(paths, cpus)
         self._tasks = pack_ranges(ranges, target_rows(sum(r.rows for r in ranges), cpus))
         self._schema = _read_schema(paths[0]) if paths else None
-        self._projection_map: dict[str, str] | None = None  # set by Ray's projection pushdown
 
     @property
     def num_tasks(self) -> int:
@@ -128,42 +122,32 @@ class RecordShardsDatasource(Datasource):
     def estimate_inmemory_data_size(self) -> int:
         return sum(r.bytes for task in self._tasks for r in task)
 
-    def supports_projection_pushdown(self) -> bool:
-        return True
-
     def get_read_tasks(self, parallelism: int, per_task_row_limit=None, data_context=None) -> list[ReadTask]:
         # The planned tasks whatever `parallelism` says: the plan already sized them for the cluster.
-        columns = self._get_data_columns()  # None: every column (no projection pushed into this read)
-        schema = self._schema
-        if columns is not None and schema is not None:
-            schema = pa.schema([schema.field(name) for name in columns])
         return [
             ReadTask(
-                _reader(task, columns),
+                _reader(task),
                 BlockMetadata(
                     num_rows=sum(r.rows for r in task),
                     size_bytes=sum(r.bytes for r in task),
                     exec_stats=None,
                     input_files=tuple(dict.fromkeys(r.path for r in task)),
                 ),
-                schema=schema,
+                schema=self._schema,
                 per_task_row_limit=per_task_row_limit,
             )
             for task in self._tasks
         ]
 
 
-def _reader(task: list[RowGroupRange], columns: list[str] | None = None):
-    """The read function of one task: a block per range, of ``columns`` in that order (None: all)."""
-
+def _reader(task: list[RowGroupRange]):
     def read() -> Iterator[pa.Table]:
-        for r in task:
+        for r in task:  # one block per range
             file = _parquet_file(r.path)
             if r.last < r.first:
-                block = file.schema_arrow.empty_table()
+                yield file.schema_arrow.empty_table()
             else:
-                block = file.read_row_groups(list(range(r.first, r.last + 1)), columns=columns)
-            yield block if columns is None else block.select(columns)
+                yield file.read_row_groups(list(range(r.first, r.last + 1)))
 
     return read
 
@@ -184,14 +168,3 @@ def read_record_shards(paths: Sequence[str], cpus: int) -> ray.data.Dataset:
         return ray.data.from_items([])
     datasource = RecordShardsDatasource([str(p) for p in paths], cpus)
     return planned_read(datasource, datasource.num_tasks)
-
-
-def select_present(ds: ray.data.Dataset, names: Sequence[str]) -> ray.data.Dataset:
-    """``ds`` with only those of ``names`` it has (in its own column order), or ``ds`` itself when that is
-    every column or its schema is not known without running it: on a :func:`read_record_shards`
-    Dataset (schema from the footers) the read then decodes only those columns."""
-    schema = ds.schema(fetch_if_missing=False)
-    if schema is None:  # unknown until executed (a map upstream), or an empty input without columns
-        return ds
-    present = [name for name in schema.names if name in set(names)]
-    return ds if len(present) == len(schema.names) else ds.select_columns(present)

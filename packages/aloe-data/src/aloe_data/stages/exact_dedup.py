@@ -3,9 +3,8 @@
 Two rows are exact duplicates when :func:`aloe_core.text.matching_text` of both normalises to the same
 string (case, spacing, punctuation and Unicode forms ignored; an MCQA item's options in any order).
 
-1. A map pass reads only the text columns (:data:`~aloe_data.dedup.rows.MATCHING_COLUMNS`, pruned in
-   the Parquet read) and computes, per row, only ``(id, 128-bit key, answer length)``, vectorised over
-   the Arrow batch: the normalised matching texts in Arrow and a compiled kernel
+1. A map pass computes, per row, only ``(id, 128-bit key, answer length)``, vectorised over the Arrow
+   batch: the normalised matching texts in Arrow and a compiled kernel
    (:func:`aloe_data.dedup.rows.normalized_matching_texts`, exactly the per-row definition), their
    blake2b-128 digests as two uint64 columns, the answer lengths
    (:func:`aloe_data.dedup.rows.answer_lengths`).
@@ -37,12 +36,11 @@ import pyarrow as pa
 import ray.data
 
 from aloe_data.dedup.exchange import default_num_partitions, group_by_key
-from aloe_data.dedup.rows import MATCHING_COLUMNS, answer_lengths, normalized_matching_texts
+from aloe_data.dedup.rows import answer_lengths, normalized_matching_texts
 from aloe_data.pipeline.annotations import with_annotations
 from aloe_data.pipeline.batching import map_in_batches
 from aloe_data.pipeline.broadcast import mark_by_id
 from aloe_data.pipeline.columns import set_column
-from aloe_data.pipeline.shard_reader import select_present
 from aloe_data.pipeline.stage import Stage, StageConfig, StageContext
 
 KEY = "_key"  # first 64 bits of the digest: the exchange key
@@ -113,7 +111,7 @@ def duplicates_in_partition(keys: pa.Table) -> pa.Table:
 
 def exact_duplicates(ds: ray.data.Dataset, num_partitions: int) -> pa.Table:
     """Steps 1-2: the dropped rows of ``ds`` as a driver-side table ``(id, duplicate_of)``, sorted by id."""
-    keys = map_in_batches(select_present(ds, MATCHING_COLUMNS), content_keys, BATCH_ROWS)
+    keys = map_in_batches(ds, content_keys, BATCH_ROWS)
     tables = group_by_key(keys, KEY, num_partitions, duplicates_in_partition)
     decisions = pa.concat_tables(tables) if tables else DECISIONS_SCHEMA.empty_table()
     return decisions.sort_by("id")
