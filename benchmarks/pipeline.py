@@ -253,6 +253,22 @@ def print_run(cpus: int, summary: dict, which: str = "") -> None:
         )
 
 
+def print_pairs(lows: list[dict], highs: list[dict], lo: int, hi: int) -> None:
+    """The ratio of each pair of runs taken one after the other, and of their time inside Ray tasks.
+
+    Why: on a shared machine a slow spell lands on some pairs and not others. When the seconds inside
+    tasks (the same work on both counts) grow on the 2-CPU run of a pair, other tenants took the cores
+    it counted on, and that pair's ratio says more about them than about the pipeline.
+    """
+    pairs = list(zip(lows, highs, strict=False))
+    print(
+        f"run by run, {hi} vs {lo} CPU: stages "
+        + ", ".join(f"{stage_seconds(a) / stage_seconds(b):.2f}x" for a, b in pairs)
+        + f"; seconds inside Ray tasks {hi} CPU / {lo} CPU: "
+        + ", ".join(f"{b['task_seconds'] / a['task_seconds']:.2f}" for a, b in pairs)
+    )
+
+
 def print_datatrove(cpus: int, docs: int, ours: dict, theirs: dict) -> None:
     """Each comparable step: datatrove's and our seconds, throughput and CPU seconds, and our ratio."""
     print(f"datatrove 0.10.1 vs aloe, {cpus} CPU (pinned, {load()}), {docs} documents:")
@@ -325,6 +341,8 @@ def main() -> None:
                     for name, s in hi["stages"].items()
                 )
             )
+            if args.repeat > 1:
+                print_pairs(runs[counts[0]], runs[counts[-1]], counts[0], counts[-1])
         if not args.skip_datatrove:
             for cpus in counts:
                 docs = export_for_datatrove(
