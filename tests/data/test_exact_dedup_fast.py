@@ -168,7 +168,9 @@ def test_matching_texts_on_hand_made_rows() -> None:
         [_preference_row(n, rng.sample(ADVERSARIAL, k=n % 3), rng.choice(ADVERSARIAL)) for n in range(30)],
         schema=PREFERENCE_SCHEMA,
     )
-    for table in (sft, sliced, plain, records, preference):
+    # Every row an item, none, and both in one batch (the vectorised path picks per row only then).
+    mixed = pa.concat_tables([sft.slice(0, 7), plain.slice(7, 10), sft.slice(17, 3)])
+    for table in (sft, sliced, plain, mixed, records, preference):
         rows = table.to_pylist()
         assert matching_texts(table) == [matching_text(r) for r in rows]
         expected = [normalize_for_matching(matching_text(r)) for r in rows]

@@ -110,13 +110,19 @@ def matching_text_array(table: pa.Table) -> pa.Array:
     options, else its messages, else prompt + chosen. Rows the vectorised path leaves null (a null
     message list, question or option text) go through the definition, so they fail as it does.
     """
-    texts = _conversation_texts(table)
-    if texts is None:
-        return pa.array([matching_text(row) for row in table.to_pylist()], pa.string())
-    if "mcqa" in table.column_names:
-        item = table["mcqa"].combine_chunks()
-        from_item = mcqa_matching_texts(pc.struct_field(item, "question"), pc.struct_field(item, "options"))
-        texts = pc.if_else(pc.is_valid(item), from_item, texts)
+    item = table["mcqa"].combine_chunks() if "mcqa" in table.column_names else None
+    items = 0 if item is None else len(item) - item.null_count
+    if items == len(table) and items:  # every row an MCQA item (batches mostly hold one source)
+        texts = mcqa_matching_texts(pc.struct_field(item, "question"), pc.struct_field(item, "options"))
+    else:
+        texts = _conversation_texts(table)
+        if texts is None:
+            return pa.array([matching_text(row) for row in table.to_pylist()], pa.string())
+        if items:  # some rows items, some not: pick per row (a copy of every text, so only when mixed)
+            from_item = mcqa_matching_texts(
+                pc.struct_field(item, "question"), pc.struct_field(item, "options")
+            )
+            texts = pc.if_else(pc.is_valid(item), from_item, texts)
     per_row = np.flatnonzero(pc.is_null(texts).to_numpy(zero_copy_only=False))
     if not len(per_row):
         return texts
