@@ -103,6 +103,11 @@ def _conversation_texts(table: pa.Table) -> pa.Array | None:
     return None
 
 
+def _item_texts(item: pa.StructArray) -> pa.Array:
+    """The matching text of each row's ``mcqa`` item (null rows give texts nobody reads)."""
+    return mcqa_matching_texts(pc.struct_field(item, "question"), pc.struct_field(item, "options"))
+
+
 def matching_text_array(table: pa.Table) -> pa.Array:
     """:func:`aloe_core.text.matching_text` of every row, as an Arrow string array, computed in Arrow.
 
@@ -113,16 +118,13 @@ def matching_text_array(table: pa.Table) -> pa.Array:
     item = table["mcqa"].combine_chunks() if "mcqa" in table.column_names else None
     items = 0 if item is None else len(item) - item.null_count
     if items == len(table) and items:  # every row an MCQA item (batches mostly hold one source)
-        texts = mcqa_matching_texts(pc.struct_field(item, "question"), pc.struct_field(item, "options"))
+        texts = _item_texts(item)
     else:
         texts = _conversation_texts(table)
         if texts is None:
             return pa.array([matching_text(row) for row in table.to_pylist()], pa.string())
         if items:  # some rows items, some not: pick per row (a copy of every text, so only when mixed)
-            from_item = mcqa_matching_texts(
-                pc.struct_field(item, "question"), pc.struct_field(item, "options")
-            )
-            texts = pc.if_else(pc.is_valid(item), from_item, texts)
+            texts = pc.if_else(pc.is_valid(item), _item_texts(item), texts)
     per_row = np.flatnonzero(pc.is_null(texts).to_numpy(zero_copy_only=False))
     if not len(per_row):
         return texts
