@@ -260,7 +260,7 @@ def print_pairs(lows: list[dict], highs: list[dict], lo: int, hi: int) -> None:
     tasks (the same work on both counts) grow on the 2-CPU run of a pair, other tenants took the cores
     it counted on, and that pair's ratio says more about them than about the pipeline.
     """
-    pairs = list(zip(lows, highs, strict=False))
+    pairs = list(zip(lows, highs, strict=True))  # the counts run in turn, so each has as many runs
     print(
         f"run by run, {hi} vs {lo} CPU: stages "
         + ", ".join(f"{stage_seconds(a) / stage_seconds(b):.2f}x" for a, b in pairs)

@@ -50,6 +50,15 @@ def _language_identifier(candidates: tuple[str, ...]):
     return identifier
 
 
+def _model_file_tag() -> str:
+    """What the shipped model's derived cache entries are named by: py3langid's version and the model
+    file's size and mtime (a reinstall or another model file gives new entries)."""
+    from py3langid.langid import MODEL_DIR, MODEL_FILE
+
+    stat = (MODEL_DIR / MODEL_FILE).stat()
+    return f"{version('py3langid')}-{stat.st_size}-{stat.st_mtime_ns}"
+
+
 def _load_identifier():
     """langid.py's identifier (``norm_probs``) over its own model, decompressed once per machine.
 
@@ -64,8 +73,7 @@ def _load_identifier():
     from py3langid.modelio import _to_array
 
     model = MODEL_DIR / MODEL_FILE
-    stat = model.stat()
-    name = f"py3langid-{version('py3langid')}-{stat.st_size}-{stat.st_mtime_ns}.npz"
+    name = f"py3langid-{_model_file_tag()}.npz"
     cached = cached_file(name, lambda: lzma.decompress(model.read_bytes()))
     if cached is not None:
         try:
@@ -134,11 +142,8 @@ def _model(candidates: tuple[str, ...]) -> _Model:
     candidates) when an earlier process saved it: a worker that cleans then never builds the identifier
     (0.07-0.17 s) nor restricts it to the candidates (0.08 s), unless a batch has a near tie for
     :func:`exact_score`. ``tests/data/test_derived_cache.py`` checks the entry equals the derivation."""
-    from py3langid.langid import MODEL_DIR, MODEL_FILE
-
-    stat = (MODEL_DIR / MODEL_FILE).stat()
     key = hashlib.sha256(",".join(candidates).encode()).hexdigest()[:16]
-    name = f"langid-kernel-v1-{version('py3langid')}-{stat.st_size}-{stat.st_mtime_ns}-{key}"
+    name = f"langid-kernel-v1-{_model_file_tag()}-{key}"
     arrays = cached_arrays(name, lambda: _derive_model_arrays(candidates))
     return _Model(
         nextmove=arrays["nextmove"],
