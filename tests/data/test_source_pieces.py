@@ -4,6 +4,7 @@ plan gives a single file several tasks."""
 
 from __future__ import annotations
 
+import gc
 import gzip
 import io
 import json
@@ -14,8 +15,9 @@ import pytest
 
 from aloe_core.containers import iter_json, iter_jsonl
 from aloe_data.sources import SourceConfig, check_sources, read_sources
+from aloe_data.sources import datasource as datasource_module
 from aloe_data.sources import pieces as pieces_module
-from aloe_data.sources.datasource import read_pieces, read_units_in_process
+from aloe_data.sources.datasource import ROWS_PER_BLOCK, read_pieces, read_units_in_process
 from aloe_data.sources.paths import FileUnit
 from aloe_data.sources.pieces import Piece, open_piece, plan_tasks, share_json, split_jsonl
 
@@ -211,3 +213,50 @@ def test_json_read_in_shares_equals_read_whole(ray_session, tmp_path, monkeypatc
     tasks = plan_tasks(plan.units, FS, cpus=2)
     assert len(tasks) >= 4
     assert read_sources(sources, "sft", cpus=2).take_all() == whole
+
+
+@pytest.mark.parametrize("rows", [0, 1, ROWS_PER_BLOCK, 2 * ROWS_PER_BLOCK + 1])
+def test_blocks_hold_at_most_rows_per_block_and_leave_the_collector_on(tmp_path, monkeypatch, rows):
+    """Every row in order, in full blocks then one short one (an empty file: one empty block, which
+    carries the schema); the collector is paused while rows are built and on whenever a block is
+    handed out and after the read."""
+    built_with_collector = []
+
+    def to_row(*args):
+        built_with_collector.append(gc.isenabled())
+        return real_to_row(*args)
+
+    real_to_row = datasource_module.to_row
+    monkeypatch.setattr(datasource_module, "to_row", to_row)
+    path = tmp_path / "train.jsonl"
+    lines = [json.dumps({"instruction": f"question {i}", "output": f"answer {i}"}) for i in range(rows)]
+    path.write_text("".join(line + "\n" for line in lines))
+    sources = [SourceConfig(name="al", format="alpaca", path=str(path))]
+    plan = check_sources(sources, "sft")
+    sizes, collector_on = [], []
+    questions = []
+    for table in read_units_in_process(plan.units, sources, "sft", FS):
+        collector_on.append(gc.isenabled())
+        sizes.append(table.num_rows)
+        questions += [row["messages"][0]["content"] for row in table.to_pylist()]
+    full, rest = divmod(rows, ROWS_PER_BLOCK)
+    assert sizes == [ROWS_PER_BLOCK] * full + ([rest] if rest or not rows else [])
+    assert questions == [f"question {i}" for i in range(rows)]
+    assert all(collector_on) and gc.isenabled()
+    assert built_with_collector == [False] * rows
+
+
+def test_a_failing_read_leaves_the_collector_on(tmp_path, monkeypatch):
+    """An error while a block is built (here: the row builder raising) still turns the collector back on."""
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps({"instruction": "q", "output": "a"}) + "\n")
+    sources = [SourceConfig(name="al", format="alpaca", path=str(path))]
+    plan = check_sources(sources, "sft")
+
+    def broken(*args):
+        raise RuntimeError("row builder failed")
+
+    monkeypatch.setattr(datasource_module, "to_row", broken)
+    with pytest.raises(RuntimeError, match="row builder failed"):
+        list(read_units_in_process(plan.units, sources, "sft", FS))
+    assert gc.isenabled()
