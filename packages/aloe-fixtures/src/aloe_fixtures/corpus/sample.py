@@ -7,9 +7,7 @@ distinctness guard is deterministic, so the same (rows, seed, rates) always give
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import json
 import random
 from collections.abc import Callable
@@ -17,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aloe_core import collector
 from aloe_core.text import words
 from aloe_fixtures.corpus import chat, mcqa, multilingual, preference, yesno
 from aloe_fixtures.corpus.defects import (
@@ -192,7 +191,7 @@ def tokenizer_training_texts(seed: int = 0, rows: int = 3000) -> list[str]:
     gen = Generator(seed)
     sizes = file_sizes(rows, FILE_SHARES)
     texts: list[str] = []
-    with _no_gc():
+    with collector.paused():  # millions of small acyclic objects
         for path, n in sizes.items():
             rng = gen.rng("tokenizer", path)
             texts += [render_text(item) for item in gen.fresh_many(path, rng, n)]
@@ -216,19 +215,6 @@ def render_text(item: Item) -> str:
     return f"{item.prompt}\n{item.chosen}"
 
 
-@contextlib.contextmanager
-def _no_gc():
-    """Pause the cyclic garbage collector: generation allocates millions of small acyclic objects, and
-    repeated full collections over them made large corpora several times slower."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def write_sample(out_dir: Path, rows: int, seed: int = 0, rates: DefectRates | None = None) -> dict[str, Any]:
     """Write the synthetic corpus with planted defects to ``out_dir`` and return a summary.
 
@@ -249,7 +235,7 @@ def write_sample(out_dir: Path, rows: int, seed: int = 0, rates: DefectRates | N
     rates = rates or DefectRates()
     sizes = file_sizes(rows, FILE_SHARES)
     plan = allocate(rates, sizes)
-    with _no_gc():
+    with collector.paused():  # millions of small acyclic objects
         result = build_corpus(Generator(seed), sizes, plan)
     out_dir = Path(out_dir)
     result.write(out_dir)
