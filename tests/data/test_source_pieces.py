@@ -220,13 +220,12 @@ def test_blocks_hold_at_most_rows_per_block_and_leave_the_collector_on(tmp_path,
     """Every row in order, in full blocks then one short one (an empty file: one empty block, which
     carries the schema); the collector is paused while rows are built and on whenever a block is
     handed out and after the read."""
-    built_with_collector = []
+    real_to_row, built_with_collector = datasource_module.to_row, []
 
     def to_row(*args):
         built_with_collector.append(gc.isenabled())
         return real_to_row(*args)
 
-    real_to_row = datasource_module.to_row
     monkeypatch.setattr(datasource_module, "to_row", to_row)
     path = tmp_path / "train.jsonl"
     lines = [json.dumps({"instruction": f"question {i}", "output": f"answer {i}"}) for i in range(rows)]
