@@ -9,8 +9,9 @@
 2. Runs the sample sft pipeline (ingest, clean, exact dedup, fuzzy dedup, decontaminate) in a fresh
    process per CPU count, **pinned**: the child sets its CPU affinity to the first N cores before it
    starts Ray, so Ray's GCS, raylet and every worker inherit it and "1 vs 2 CPUs" compares machines of
-   1 and 2 cores (not just Ray's logical CPU count). Ray is started before the first stage, so stage
-   seconds are the stages' own; the wall time includes Ray's start. Prints rows/s per stage and in
+   1 and 2 cores (not just Ray's logical CPU count). Ray is started before the first stage, and its
+   worker processes are waited for (:func:`wait_for_workers`), so stage seconds are the stages' own;
+   the wall time includes Ray's start. Prints rows/s per stage and in
    total, and the 2-vs-1 ratio. ``--repeat N`` runs the CPU counts in turn N times (1, 2, 1, 2, ...:
    a shared machine's slow spell then lands on both) and compares the median runs (by stage time;
    single runs on this 2-core machine vary by up to 15%). Each run also prints the seconds spent inside
@@ -88,6 +89,7 @@ def run_once(sample_dir: Path, out_dir: Path, num_cpus: int) -> None:
 
     started = time.perf_counter()
     ensure_ray(num_cpus, log_to_driver=False)
+    wait_for_workers(num_cpus)
     ray_seconds = time.perf_counter() - started
     raw = sample_pipeline(sample_dir, "sft") | {"ray_cpus": num_cpus, "report": False}
     cpu = {"start": tree_cpu_seconds()}
@@ -117,6 +119,28 @@ def run_once(sample_dir: Path, out_dir: Path, num_cpus: int) -> None:
     print(json.dumps(summary))
 
 
+def wait_for_workers(cpus: int) -> None:
+    """Return once ``cpus`` Ray worker processes are up (each has run a task at the same time as the
+    others).
+
+    Why: ``ray.init`` returns while the workers it prestarts are still starting (importing Ray and the
+    preloaded modules: ~0.5 s on this machine), so the first stage's first task used to wait for one,
+    and that wait was counted as ingest's time (its first task started 0.45-0.6 s after the stage did;
+    0.13 s when the run slept 3 s after ``ray.init``). It is part of Ray's start.
+    """
+    import ray
+
+    @ray.remote(num_cpus=1)
+    def worker_pid() -> int:
+        time.sleep(0.05)  # held long enough that the tasks of one round run in different workers
+        return os.getpid()
+
+    for _ in range(100):
+        if len(set(ray.get([worker_pid.remote() for _ in range(cpus)]))) == cpus:
+            return
+    raise RuntimeError(f"Ray did not bring up {cpus} worker processes")
+
+
 def task_seconds() -> float:
     """Seconds spent inside Ray tasks over the whole run, from Ray's own timeline (task events are on
     by default): the work itself, as opposed to what happens between tasks. Equal on 1 and 2 CPUs means
@@ -124,7 +148,8 @@ def task_seconds() -> float:
     and each worker's first-use costs take from it."""
     import ray
 
-    return sum(e["dur"] for e in ray.timeline() if e.get("ph") == "X" and e["cat"].startswith("task::")) / 1e6
+    events = [e for e in ray.timeline() if e.get("ph") == "X" and e["cat"].startswith("task::")]
+    return sum(e["dur"] for e in events if e["cat"] != "task::worker_pid") / 1e6
 
 
 def run_child(sample_dir: Path, out_dir: Path, cpus: int) -> tuple[dict, float]:

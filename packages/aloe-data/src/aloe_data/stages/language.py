@@ -203,7 +203,7 @@ def _features(data: np.ndarray, offsets: np.ndarray, model: _Model) -> tuple[np.
     langid_features(data, offsets, order, model.nextmove, model.rowbase, model.output, features)
     dot = np.zeros((len(lengths), model.ptc.shape[1]), dtype=np.float64)
     distinct = np.zeros(len(lengths), dtype=np.int64)
-    counts = np.zeros(model.ptc.shape[0], dtype=np.int32)
+    counts = np.zeros(model.ptc.shape[0] + 1, dtype=np.int32)  # + 1: nb_dot's slot for no feature
     touched = np.empty(max(int(lengths.max(initial=0)), 1), dtype=np.int64)
     nb_dot(features, offsets, model.ptc, counts, touched, dot, distinct)
     return dot, distinct
