@@ -119,6 +119,12 @@ def run_once(sample_dir: Path, out_dir: Path, num_cpus: int) -> None:
     print(json.dumps(summary))
 
 
+def worker_pid() -> int:
+    """The probe task of :func:`wait_for_workers` (its time is left out of :func:`task_seconds`)."""
+    time.sleep(0.05)  # held long enough that the tasks of one round run in different workers
+    return os.getpid()
+
+
 def wait_for_workers(cpus: int) -> None:
     """Return once ``cpus`` Ray worker processes are up (each has run a task at the same time as the
     others).
@@ -130,13 +136,9 @@ def wait_for_workers(cpus: int) -> None:
     """
     import ray
 
-    @ray.remote(num_cpus=1)
-    def worker_pid() -> int:
-        time.sleep(0.05)  # held long enough that the tasks of one round run in different workers
-        return os.getpid()
-
+    probe = ray.remote(num_cpus=1)(worker_pid)
     for _ in range(100):
-        if len(set(ray.get([worker_pid.remote() for _ in range(cpus)]))) == cpus:
+        if len(set(ray.get([probe.remote() for _ in range(cpus)]))) == cpus:
             return
     raise RuntimeError(f"Ray did not bring up {cpus} worker processes")
 
@@ -149,7 +151,7 @@ def task_seconds() -> float:
     import ray
 
     events = [e for e in ray.timeline() if e.get("ph") == "X" and e["cat"].startswith("task::")]
-    return sum(e["dur"] for e in events if e["cat"] != "task::worker_pid") / 1e6
+    return sum(e["dur"] for e in events if e["cat"] != f"task::{worker_pid.__name__}") / 1e6
 
 
 def run_child(sample_dir: Path, out_dir: Path, cpus: int) -> tuple[dict, float]:
