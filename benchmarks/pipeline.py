@@ -6,7 +6,8 @@
    and runs the pipeline once, untimed, on a small corpus: on a fresh checkout that first use compiles
    the numba kernels (~19 s for MinHash's alone on one core), which would otherwise land in whichever
    timed run came first.
-2. Runs the sample sft pipeline (ingest, clean, exact dedup, fuzzy dedup, decontaminate) in a fresh
+2. Runs the sample sft pipeline as a user does, ``configs/data/sample-sft.yaml`` unchanged from a folder
+   whose ``runs/sample`` is the corpus (ingest, clean, exact dedup, fuzzy dedup, decontaminate), in a fresh
    process per CPU count, **pinned**: the child sets its CPU affinity to the first N cores before it
    starts Ray, so Ray's GCS, raylet and every worker inherit it and "1 vs 2 CPUs" compares machines of
    1 and 2 cores (not just Ray's logical CPU count). Ray is started before the first stage, and its
@@ -30,8 +31,10 @@
    * its exact dedup (``ExactDedupSignature``, ``ExactFindDedups``, ``ExactDedupFilter``: three passes,
      two reads), against our exact dedup stage.
 
-   datatrove gets no writer (it would only add time to its side). MinHash is compared in
-   ``benchmarks/minhash.py``.
+   datatrove runs right after each of our runs, on as many CPUs, so every repeat gives a pair per step;
+   the script prints the median of the pairs' ratios (a shared machine's speed drifts from minute to
+   minute, so one datatrove run at the end says as much about that minute as about either side). datatrove
+   gets no writer (it would only add time to its side). MinHash is compared in ``benchmarks/minhash.py``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,6 +67,8 @@ DATATROVE = [
 # Rows of the untimed first run: every stage runs (small stages in the driver, the rest on Ray; both paths
 # call the same kernels), so each numba kernel the timed runs use is compiled and cached on disk first.
 WARM_UP_ROWS = 5_000
+# The pipeline a user runs on the sample corpus (its output settings included: 50,000-row shards).
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "data" / "sample-sft.yaml"
 STEPS = {  # our stage -> the datatrove step it is compared with
     "01-ingest": "read",
     "02-clean": "pii",
@@ -78,26 +84,37 @@ def pin(cpus: int) -> None:
     os.sched_setaffinity(0, set(available[:cpus]))
 
 
+def user_folder(sample_dir: Path) -> Path:
+    """A folder laid out as :data:`CONFIG`'s comments say a user's is (``runs/sample`` holds ``aloe data
+    sample``'s output, here ``sample_dir``), to run the config from unchanged."""
+    folder = sample_dir.parent / f"{sample_dir.name}-as-user"
+    link = folder / "runs" / "sample"
+    if not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(sample_dir.resolve(), target_is_directory=True)
+    return folder
+
+
 def run_once(sample_dir: Path, out_dir: Path, num_cpus: int) -> None:
     """Child process: one pinned pipeline run on a fresh local Ray with ``num_cpus`` CPUs."""
     pin(num_cpus)
-    from aloe_core.config import validate_config
+    os.chdir(user_folder(sample_dir))
+    from aloe_core.config import load_config
     from aloe_core.ray_session import ensure_ray
     from aloe_data.pipeline.config import PipelineConfig
     from aloe_data.pipeline.runner import run_pipeline
-    from aloe_fixtures.demo import sample_pipeline
 
     started = time.perf_counter()
     ensure_ray(num_cpus, log_to_driver=False)
     wait_for_workers(num_cpus)
     ray_seconds = time.perf_counter() - started
-    raw = sample_pipeline(sample_dir, "sft") | {"ray_cpus": num_cpus, "report": False}
+    config = load_config(PipelineConfig, CONFIG, [f"ray_cpus={num_cpus}", "report=false"])
     cpu = {"start": tree_cpu_seconds()}
 
     def after_stage(stage_dir: str, entry: dict) -> None:
         cpu[stage_dir] = tree_cpu_seconds()
 
-    manifest = run_pipeline(validate_config(PipelineConfig, raw), out_dir, after_stage=after_stage)
+    manifest = run_pipeline(config, out_dir, after_stage=after_stage)
     stages = list(manifest.stages.values())
     marks = list(cpu.values())
     summary = {
@@ -296,16 +313,29 @@ def print_pairs(lows: list[dict], highs: list[dict], lo: int, hi: int) -> None:
     )
 
 
-def print_datatrove(cpus: int, docs: int, ours: dict, theirs: dict) -> None:
-    """Each comparable step: datatrove's and our seconds, throughput and CPU seconds, and our ratio."""
-    print(f"datatrove 0.10.1 vs aloe, {cpus} CPU (pinned, {load()}), {docs} documents:")
+def print_datatrove(cpus: int, ours: list[dict], theirs: list[dict]) -> None:
+    """Each comparable step: datatrove's and our median seconds, CPU seconds and throughput, and the
+    median of our ratio over the pairs of runs (datatrove's run i came right after our run i, so a slow
+    spell of a shared machine lands on both sides of a pair; comparing one side's median run with a
+    single run of the other, in another minute, moved a ratio by up to 0.5x)."""
+    docs = ours[0]["stages"]["02-clean"]["rows_in"]  # the documents datatrove gets: ingest's kept rows
+    print(f"datatrove 0.10.1 vs aloe, {cpus} CPU (pinned, {load()}), {docs} documents, {len(ours)} pairs:")
     for stage, step in STEPS.items():
-        rows, wall, cpu = ours[stage]["rows_in"], ours[stage]["seconds"], ours[stage]["cpu_seconds"]
-        dt_wall, dt_cpu = theirs["seconds"][step], theirs["cpu_seconds"][step]
+        rows = ours[0]["stages"][stage]["rows_in"]
+        walls = [run["stages"][stage]["seconds"] for run in ours]
+        cpus_used = [run["stages"][stage]["cpu_seconds"] for run in ours]
+        dt_walls = [run["seconds"][step] for run in theirs]
+        dt_cpus = [run["cpu_seconds"][step] for run in theirs]
+        by_wall = [d / w * rows / docs for d, w in zip(dt_walls, walls, strict=True)]
+        by_cpu = [d / c * rows / docs for d, c in zip(dt_cpus, cpus_used, strict=True)]
+        wall, dt_wall = statistics.median(walls), statistics.median(dt_walls)
+        cpu, dt_cpu = statistics.median(cpus_used), statistics.median(dt_cpus)
+        pairs = ", ".join(f"{r:.2f}" for r in by_wall)
         print(
             f"  {step:12s} datatrove {dt_wall:6.1f}s ({docs / dt_wall:8,.0f} docs/s, CPU {dt_cpu:5.1f}s)"
             f"   aloe {stage[3:]} {wall:6.1f}s ({rows / wall:8,.0f} rows/s, CPU {cpu:5.1f}s)"
-            f"   aloe {dt_wall / wall * rows / docs:.2f}x by wall, {dt_cpu / cpu * rows / docs:.2f}x by CPU"
+            f"   aloe {statistics.median(by_wall):.2f}x by wall (pairs {pairs}), "
+            f"{statistics.median(by_cpu):.2f}x by CPU"
         )
 
 
@@ -343,15 +373,22 @@ def main() -> None:
             flush=True,
         )
         runs: dict[int, list[dict]] = {}
+        theirs: dict[int, list[dict]] = {}  # datatrove's runs, each right after one of ours
         for repeat in range(args.repeat):
             for cpus in [int(c) for c in args.cpus.split(",")]:
                 out = work / f"run-{cpus}"
-                shutil.rmtree(out, ignore_errors=True)  # the last run of each count stays, for datatrove
+                shutil.rmtree(out, ignore_errors=True)
                 summary, wall = run_child(work / "sample", out, cpus)
                 summary["wall"] = wall
                 summary["load"] = load()
                 runs.setdefault(cpus, []).append(summary)
                 print_run(cpus, summary, f"run {repeat + 1}/{args.repeat}, ")
+                if not args.skip_datatrove:
+                    documents = work / f"dt-in-{cpus}"
+                    if not documents.exists():  # every run ingests the same rows: export them once
+                        export_for_datatrove(out / "01-ingest", documents, files=4 * cpus)
+                    shutil.rmtree(work / "dt-work", ignore_errors=True)
+                    theirs.setdefault(cpus, []).append(bench_datatrove(documents, work / "dt-work", cpus))
         results = {cpus: median_run(summaries) for cpus, summaries in runs.items()}
         if args.repeat > 1:
             for cpus, summary in results.items():
@@ -370,14 +407,8 @@ def main() -> None:
             )
             if args.repeat > 1:
                 print_pairs(runs[counts[0]], runs[counts[-1]], counts[0], counts[-1])
-        if not args.skip_datatrove:
-            for cpus in counts:
-                docs = export_for_datatrove(
-                    work / f"run-{cpus}" / "01-ingest", work / "dt-in", files=4 * cpus
-                )
-                theirs = bench_datatrove(work / "dt-in", work / f"dt-work-{cpus}", cpus)
-                shutil.rmtree(work / "dt-in")
-                print_datatrove(cpus, docs, results[cpus]["stages"], theirs)
+        for cpus, their_runs in theirs.items():
+            print_datatrove(cpus, runs[cpus], their_runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
