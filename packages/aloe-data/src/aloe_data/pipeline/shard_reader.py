@@ -5,15 +5,19 @@ so a stage whose input is a handful of large shards ran as a handful of tasks, a
 shard as one task, however many CPUs the cluster had (``benchmarks/pipeline.py`` measured 0.97x from 1
 to 2 CPUs). Ray Data's ``override_num_blocks`` only splits a block after the whole file was read, in
 the same task. This datasource plans the read from the Parquet footers instead: the unit of work is a
-row group (aloe's writer makes them of at most 10,000 rows): consecutive row groups of a file are cut
-into ranges of about a target number of rows, chosen so the read yields at least ``tasks_per_cpu`` tasks
-per cluster CPU when the input is big enough (and never tasks of fewer than :data:`MIN_ROWS_PER_TASK`
-rows, whose scheduling would cost more than their work), and consecutive ranges smaller than the target
-(small files: a run with ``shard_rows: 2000`` has ~85 files per 170k-row stage) are packed into one task
-up to the target, each range still its own block. Every downstream map and the writer run fused into
-these tasks, so this one choice sizes the parallelism of every stage pass. (One task per small file made
-each task ~0.1 s of work: Ray Data's per-task scheduling and resource accounting then kept the second
-CPU of a 2-CPU machine idle most of the time.)
+row group (aloe's writer makes them of :data:`~aloe_data.pipeline.writer.ROW_GROUP_ROWS` rows). The
+input's row groups, in order across all its files, are cut into ``ceil(total / target)`` tasks, where
+the target is chosen so the read yields ``tasks_per_cpu`` tasks per cluster CPU when the input is big
+enough (and never tasks of fewer than :data:`MIN_ROWS_PER_TASK` rows, whose scheduling would cost more
+than their work): each task ends at the row-group end nearest its ideal end ``total * k / tasks``, so
+tasks differ by at most a row group. A task may span files (small files: a run with ``shard_rows:
+2000`` has ~85 files per 170k-row stage); the consecutive row groups of one file in a task are one
+block. Every downstream map and the writer run fused into these tasks, so this one choice sizes the
+parallelism of every stage pass. (One task per small file made each task ~0.1 s of work: Ray Data's
+per-task scheduling and resource accounting then kept the second CPU of a 2-CPU machine idle most of
+the time. Cutting each file on its own, as soon as a range reached the target, gave a 2-CPU stage over
+168k rows tasks of 0.6k to 20k rows where 10.5k were wanted, from row groups of 10,000 and each file's
+remainder; the second CPU idled while the longest ran.)
 
 Fused only if Ray Data is told the task count: left to itself it asks for ``read_op_min_num_blocks``
 (200) blocks, and when a datasource plans fewer tasks it splits every task's output into ``k`` blocks
@@ -29,6 +33,7 @@ come out exactly as ``read_parquet`` gives them (stages write byte-identical sha
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -61,35 +66,66 @@ def target_rows(total: int, cpus: int, tasks_per_cpu: int = TASKS_PER_CPU) -> in
     return max(MIN_ROWS_PER_TASK, math.ceil(total / max(1, cpus * tasks_per_cpu)))
 
 
-def plan_ranges(paths: Sequence[str], cpus: int, tasks_per_cpu: int = TASKS_PER_CPU) -> list[RowGroupRange]:
-    """Consecutive row groups of each file packed into ranges of about the target rows (see module doc)."""
-    footers = [(path, _parquet_file(path).metadata) for path in paths]
-    target = target_rows(sum(meta.num_rows for _, meta in footers), cpus, tasks_per_cpu)
+@dataclass(frozen=True)
+class _Group:
+    """One row group of the input (``index`` -1: a file without any, which carries only the schema),
+    and where it ends in the rows of all the input files."""
+
+    path: str
+    index: int
+    rows: int
+    bytes: int
+    end: int
+
+
+def _cuts(ends: list[int], total: int, tasks: int) -> list[int]:
+    """For each ideal task boundary ``total * k / tasks``, the row-group end nearest to it (the earlier
+    on a tie), increasing, without repeats; always ending with ``total``."""
+    cuts: list[int] = []
+    for k in range(1, tasks):
+        ideal = total * k / tasks
+        i = bisect.bisect_left(ends, ideal)
+        nearest = min((ends[j] for j in (i - 1, i) if 0 <= j < len(ends)), key=lambda e: (abs(e - ideal), e))
+        if (cuts[-1] if cuts else 0) < nearest < total:
+            cuts.append(nearest)
+    return [*cuts, total]
+
+
+def _ranges(groups: list[_Group]) -> list[RowGroupRange]:
+    """Consecutive row groups of one file as one range each (an empty file as its own)."""
     ranges: list[RowGroupRange] = []
-    for path, meta in footers:
-        start, rows, size = 0, 0, 0
-        for group in range(meta.num_row_groups):
-            rows += meta.row_group(group).num_rows
-            size += meta.row_group(group).total_byte_size
-            if rows >= target or group == meta.num_row_groups - 1:
-                ranges.append(RowGroupRange(path, start, group, rows, size))
-                start, rows, size = group + 1, 0, 0
-        if meta.num_row_groups == 0:  # an empty shard still carries the schema
-            ranges.append(RowGroupRange(path, 0, -1, 0, 0))
+    for g in groups:
+        last = ranges[-1] if ranges else None
+        if last is not None and g.index >= 0 and last.path == g.path and last.last == g.index - 1:
+            ranges[-1] = RowGroupRange(g.path, last.first, g.index, last.rows + g.rows, last.bytes + g.bytes)
+        else:
+            ranges.append(RowGroupRange(g.path, max(g.index, 0), g.index, g.rows, g.bytes))
     return ranges
 
 
-def pack_ranges(ranges: list[RowGroupRange], target: int) -> list[list[RowGroupRange]]:
-    """Consecutive ranges packed into tasks of at most ``target`` rows (a bigger range alone), in order."""
-    tasks: list[list[RowGroupRange]] = []
-    rows = 0
-    for r in ranges:
-        if not tasks or rows + r.rows > target:
-            tasks.append([])
-            rows = 0
-        tasks[-1].append(r)
-        rows += r.rows
-    return tasks
+def plan_tasks(
+    paths: Sequence[str], cpus: int, tasks_per_cpu: int = TASKS_PER_CPU
+) -> list[list[RowGroupRange]]:
+    """The read tasks over ``paths``: every row group, in order, cut into ``ceil(total / target_rows)``
+    tasks of rows as equal as row-group boundaries allow (see the module doc)."""
+    groups: list[_Group] = []
+    end = 0
+    for path in paths:
+        meta = _parquet_file(path).metadata
+        if meta.num_row_groups == 0:
+            groups.append(_Group(path, -1, 0, 0, end))
+        for index in range(meta.num_row_groups):
+            group = meta.row_group(index)
+            end += group.num_rows
+            groups.append(_Group(path, index, group.num_rows, group.total_byte_size, end))
+    tasks = math.ceil(end / target_rows(end, cpus, tasks_per_cpu))
+    cuts = _cuts([g.end for g in groups], end, tasks)
+    planned: list[list[_Group]] = [[]]
+    for g in groups:
+        if g.rows and g.end - g.rows >= cuts[len(planned) - 1]:  # starts past the current task's end
+            planned.append([])
+        planned[-1].append(g)
+    return [_ranges(task) for task in planned]
 
 
 def _parquet_file(path: str) -> pq.ParquetFile:
@@ -108,8 +144,7 @@ class RecordShardsDatasource(Datasource):
 
     def __init__(self, paths: Sequence[str], cpus: int) -> None:
         super().__init__()
-        ranges = plan_ranges(paths, cpus)
-        self._tasks = pack_ranges(ranges, target_rows(sum(r.rows for r in ranges), cpus))
+        self._tasks = plan_tasks(paths, cpus)
         self._schema = _read_schema(paths[0]) if paths else None
 
     @property

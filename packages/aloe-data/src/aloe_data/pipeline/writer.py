@@ -40,6 +40,12 @@ from aloe_data.pipeline.counters import pop_counters
 DROPPED_DIR = "_dropped"
 # Parquet settings fixed here so the same rows always give the same bytes (resume is checked byte-wise).
 _PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True, "use_dictionary": True}
+# Rows per row group: the grain at which the next stage's read tasks can be cut
+# (:mod:`aloe_data.pipeline.shard_reader`). With 10,000, a 2-CPU stage over 168k rows wanted tasks of
+# 10.5k rows and got 0.6k-20k (row groups of 10,000 plus each file's remainder), and the second CPU
+# idled while the longest ran. At 2,000 a 19.7k-row shard writes in 0.061 s instead of 0.051 s, reads
+# in 0.028 s instead of 0.046 s, and is 6% larger.
+ROW_GROUP_ROWS = 2_000
 
 
 def sha256_file(path: Path) -> str:
@@ -54,7 +60,7 @@ def write_parquet(table: pa.Table, path: str | Path) -> dict[str, Any]:
     """Write ``table`` with the fixed Parquet settings (locally, or one PUT to object storage);
     return its rows, sha256 and bytes."""
     path = str(path)
-    options = {"row_group_size": min(max(table.num_rows, 1), 10_000), **_PARQUET_OPTIONS}
+    options = {"row_group_size": min(max(table.num_rows, 1), ROW_GROUP_ROWS), **_PARQUET_OPTIONS}
     if storage.is_uri(path):  # built in memory (a shard is at most shard_rows rows), then one PUT
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, **options)
