@@ -15,8 +15,9 @@
    the wall time includes Ray's start. Prints rows/s per stage and in
    total, and the 2-vs-1 ratio. ``--repeat N`` runs the CPU counts in turn N times (1, 2, 1, 2, ...:
    a shared machine's slow spell then lands on both) and compares the median runs (by stage time;
-   single runs on this 2-core machine vary by up to 15%). Each run also prints the seconds spent inside
-   Ray tasks (Ray's timeline), the work itself, whatever the CPU count.
+   single runs on this 2-core machine vary by up to 15%). Each run also prints, from Ray's timeline,
+   the seconds spent inside Ray tasks (the work itself, whatever the CPU count) and the core-seconds in
+   which a core ran no task (:func:`idle_core_seconds`: what the run leaves on the table).
 3. datatrove 0.10.1 (not a dependency of aloe: installed by ``uv run --with`` into a throwaway
    environment, like ``benchmarks/minhash.py`` does) runs the steps both have, on the ingested sft rows
    written as JSONL (``{"id", "text"}``, text = the messages joined, in as many files as CPUs x 4 so its
@@ -114,14 +115,18 @@ def run_once(sample_dir: Path, out_dir: Path, num_cpus: int) -> None:
     def after_stage(stage_dir: str, entry: dict) -> None:
         cpu[stage_dir] = tree_cpu_seconds()
 
+    pipeline_started = time.time()  # Ray's timeline is in epoch time
     manifest = run_pipeline(config, out_dir, after_stage=after_stage)
+    pipeline_ended = time.time()
+    spans = task_spans()
     stages = list(manifest.stages.values())
     marks = list(cpu.values())
     summary = {
         "rows_in": stages[0]["rows_in"],
         "rows_out": stages[-1]["rows_out"],
         "ray_start": ray_seconds,
-        "task_seconds": task_seconds(),
+        "task_seconds": task_seconds(spans),
+        "idle_core_seconds": idle_core_seconds(spans, pipeline_started, pipeline_ended, num_cpus),
         "stages": {
             s["stage"]: {
                 "seconds": s["seconds"],
@@ -160,15 +165,38 @@ def wait_for_workers(cpus: int) -> None:
     raise RuntimeError(f"Ray did not bring up {cpus} worker processes")
 
 
-def task_seconds() -> float:
-    """Seconds spent inside Ray tasks over the whole run, from Ray's own timeline (task events are on
-    by default): the work itself, as opposed to what happens between tasks. Equal on 1 and 2 CPUs means
-    the second CPU got the same work done; the stage-time ratio then says what the part outside tasks
-    and each worker's first-use costs take from it."""
+def task_spans() -> list[tuple[float, float]]:
+    """(start, end) in epoch seconds of every Ray task of the run but the probe, from Ray's own timeline
+    (task events are on by default)."""
     import ray
 
     events = [e for e in ray.timeline() if e.get("ph") == "X" and e["cat"].startswith("task::")]
-    return sum(e["dur"] for e in events if e["cat"] != f"task::{worker_pid.__name__}") / 1e6
+    probe = f"task::{worker_pid.__name__}"
+    return [(e["ts"] / 1e6, (e["ts"] + e["dur"]) / 1e6) for e in events if e["cat"] != probe]
+
+
+def task_seconds(spans: list[tuple[float, float]]) -> float:
+    """Seconds spent inside Ray tasks over the whole run: the work itself, as opposed to what happens
+    between tasks. Equal on 1 and 2 CPUs means the second CPU got the same work done; the stage-time
+    ratio then says what the part outside tasks and each worker's first-use costs take from it."""
+    return sum(end - start for start, end in spans)
+
+
+def idle_core_seconds(spans: list[tuple[float, float]], started: float, ended: float, cpus: int) -> float:
+    """Core-seconds between ``started`` and ``ended`` in which a core ran no Ray task: the integral of
+    (cpus - tasks running) where that is positive. What the stages leave on the table, task by task: the
+    driver's work before and between tasks, and a stage's last tasks running while other cores wait
+    (on 1 CPU only the former). Unlike a wall-time ratio it barely moves with the host's speed."""
+    edges = sorted(
+        [(max(s, started), 1) for s, e in spans if e > started]
+        + [(min(e, ended), -1) for s, e in spans if e > started]
+    )
+    idle, running, last = 0.0, 0, started
+    for at, step in edges:
+        at = min(max(at, started), ended)
+        idle += max(0, cpus - running) * (at - last)
+        running, last = running + step, at
+    return idle + max(0, cpus - running) * (ended - last)
 
 
 def run_child(sample_dir: Path, out_dir: Path, cpus: int) -> tuple[dict, float]:
@@ -284,7 +312,8 @@ def print_run(cpus: int, summary: dict, which: str = "") -> None:
         f"wall {summary['wall']:.1f}s incl. process and Ray start ({summary['ray_start']:.1f}s): "
         f"{rows / summary['wall']:,.0f} rows/s; stages alone {stage_seconds(summary):.1f}s: "
         f"{rows / stage_seconds(summary):,.0f} rows/s; stage CPU {cpu_seconds:.1f}s (all processes); "
-        f"inside Ray tasks {summary['task_seconds']:.1f}s",
+        f"inside Ray tasks {summary['task_seconds']:.1f}s; "
+        f"cores without a task {summary['idle_core_seconds']:.1f}s",
         flush=True,
     )
     for name, s in summary["stages"].items():
