@@ -41,7 +41,7 @@ def main() -> None:
     )
     parser.add_argument("--rows", type=int, default=30_000, help="corpus rows to generate (all kinds)")
     parser.add_argument("--kind", choices=("sft", "preference"), default="sft")
-    parser.add_argument("--batch", type=int, default=1024, help="rows per process() call")
+    parser.add_argument("--batch", type=int, help="rows per process() call (default: the stage's batch size)")
     parser.add_argument("--repeats", type=int, default=3, help="passes of the batched stage (best is kept)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="a CleanConfig field")
     parser.add_argument("--profile", action="store_true", help="cProfile one pass of the batched stage")
@@ -56,6 +56,7 @@ def main() -> None:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     config = CleanConfig(**{k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)})
     table = corpus_tables(args.rows)[args.kind]
+    args.batch = args.batch or CleanStage.batch_size
     batches = [table.slice(start, args.batch) for start in range(0, table.num_rows, args.batch)]
     settings = config.model_dump(exclude={"type", "name"})
     print(f"{table.num_rows} {args.kind} rows in {len(batches)} batches; config {settings}")
