@@ -3,13 +3,12 @@ No Ray: the datasource's plan and read functions are called directly."""
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from aloe_data.pipeline.shard_reader import RecordShardsDatasource, _reader
+from aloe_data.pipeline.shard_reader import RecordShardsDatasource, _reader, target_rows
 from aloe_data.pipeline.writer import ROW_GROUP_ROWS
 
 
@@ -30,30 +29,27 @@ def _plan(datasource: RecordShardsDatasource) -> list[list[int]]:
     return [[r.rows for r in task] for task in datasource._tasks]
 
 
-def test_tasks_per_cpu_decide_the_plan_and_tasks_are_balanced(tmp_path: Path) -> None:
-    # What a 2-CPU stage leaves the next one: ~8 files per CPU, in row groups of the writer's 2,000 rows.
+def test_tasks_per_cpu_decide_the_plan(tmp_path: Path) -> None:
+    # What a 2-CPU stage leaves the next one: ~8 files per CPU of one row group each.
+    paths = _shards(tmp_path, files=17, rows=9_000, row_group=10_000)
+    assert _plan(RecordShardsDatasource(paths, cpus=2)) == [[9_000]] * 17  # target 153k / 16 rows
+    assert _plan(RecordShardsDatasource(paths, cpus=1)) == [[9_000, 9_000]] * 8 + [[9_000]]  # 153k / 8
+
+
+def test_tasks_cross_files_within_half_a_row_group_of_the_target(tmp_path: Path) -> None:
+    # The same files in the writer's row groups: each file's 1,000-row remainder joins the next task.
     paths = _shards(tmp_path, files=17, rows=9_000, row_group=ROW_GROUP_ROWS)
     for cpus in (1, 2):
         plan = _plan(RecordShardsDatasource(paths, cpus=cpus))
-        ideal = 153_000 / (8 * cpus)  # 8 tasks per CPU
-        assert len(plan) == 8 * cpus
-        # Each task ends at the row-group end nearest its ideal end: within half a row group of it.
-        ends = list(itertools.accumulate(sum(task) for task in plan))
-        assert all(abs(end - ideal * (k + 1)) <= ROW_GROUP_ROWS / 2 for k, end in enumerate(ends))
-    assert _plan(RecordShardsDatasource(paths, cpus=2))[:3] == [[9_000], [9_000, 2_000], [7_000, 2_000]]
-
-
-def test_tasks_are_cut_at_row_groups_and_coarse_groups_stay_whole(tmp_path: Path) -> None:
-    # Row groups of 10,000 (the writer's before): a group is never split, so one task holds two.
-    paths = _shards(tmp_path, files=17, rows=9_000, row_group=10_000)
-    assert _plan(RecordShardsDatasource(paths, cpus=2)) == [[9_000]] * 8 + [[9_000, 9_000]] + [[9_000]] * 7
+        target = target_rows(153_000, cpus)
+        assert sum(map(sum, plan)) == 153_000
+        assert all(abs(sum(task) - target) <= ROW_GROUP_ROWS / 2 for task in plan[:-1]), (cpus, plan)
+    assert _plan(RecordShardsDatasource(paths, cpus=1))[:2] == [[9_000, 9_000, 2_000], [7_000, 9_000, 4_000]]
 
 
 def test_small_files_are_packed_into_one_task_each_its_own_block(tmp_path: Path) -> None:
     paths = _shards(tmp_path, files=85, rows=2_000, row_group=10_000)  # a run with shard_rows: 2000
-    plan = _plan(RecordShardsDatasource(paths, cpus=2))  # 16 tasks of 10,625 rows ideally
-    assert len(plan) == 16 and {len(task) for task in plan} == {5, 6} and sum(map(len, plan)) == 85
-    assert {rows for task in plan for rows in task} == {2_000}
+    assert _plan(RecordShardsDatasource(paths, cpus=2)) == [[2_000] * 5] * 17  # target 170k / 16
 
 
 def test_a_big_shard_is_cut_at_row_groups(tmp_path: Path) -> None:
@@ -84,6 +80,6 @@ def test_reads_give_every_row_in_order(tmp_path: Path) -> None:
     ]
     assert blocks[0].column_names == ["id", "text", "meta"]
     tasks = datasource.get_read_tasks(parallelism=200)
-    assert len(tasks) == datasource.num_tasks == 14  # 35k / 16 = 2,188 rows ideally; groups of 3k, 3k, 1k
+    assert len(tasks) == datasource.num_tasks == 15  # 3,000 + 3,000 + 1,000 rows per file
     assert sum(t.metadata.num_rows for t in tasks) == 35_000
     assert tasks[0].schema.names == ["id", "text", "meta"]

@@ -6,18 +6,19 @@ shard as one task, however many CPUs the cluster had (``benchmarks/pipeline.py``
 to 2 CPUs). Ray Data's ``override_num_blocks`` only splits a block after the whole file was read, in
 the same task. This datasource plans the read from the Parquet footers instead: the unit of work is a
 row group (aloe's writer makes them of :data:`~aloe_data.pipeline.writer.ROW_GROUP_ROWS` rows). The
-input's row groups, in order across all its files, are cut into ``ceil(total / target)`` tasks, where
-the target is chosen so the read yields ``tasks_per_cpu`` tasks per cluster CPU when the input is big
-enough (and never tasks of fewer than :data:`MIN_ROWS_PER_TASK` rows, whose scheduling would cost more
-than their work): each task ends at the row-group end nearest its ideal end ``total * k / tasks``, so
-tasks differ by at most a row group. A task may span files (small files: a run with ``shard_rows:
-2000`` has ~85 files per 170k-row stage); the consecutive row groups of one file in a task are one
-block. Every downstream map and the writer run fused into these tasks, so this one choice sizes the
-parallelism of every stage pass. (One task per small file made each task ~0.1 s of work: Ray Data's
-per-task scheduling and resource accounting then kept the second CPU of a 2-CPU machine idle most of
-the time. Cutting each file on its own, as soon as a range reached the target, gave a 2-CPU stage over
-168k rows tasks of 0.6k to 20k rows where 10.5k were wanted, from row groups of 10,000 and each file's
-remainder; the second CPU idled while the longest ran.)
+input's row groups, in order across all its files, are taken into tasks of about a target number of
+rows, chosen so the read yields ``tasks_per_cpu`` tasks per cluster CPU when the input is big enough
+(and never tasks of fewer than :data:`MIN_ROWS_PER_TASK` rows, whose scheduling would cost more than
+their work): a row group joins the current task while that brings the task's rows nearer the target,
+so every task but the last is within half a row group of it (a single bigger group stays whole). A
+task may span files (small files: a run with ``shard_rows: 2000`` has ~85 files per 170k-row stage);
+the consecutive row groups of one file in a task are one block. Every downstream map and the writer
+run fused into these tasks, so this one choice sizes the parallelism of every stage pass. (One task per
+small file made each task ~0.1 s of work: Ray Data's per-task scheduling and resource accounting then
+kept the second CPU of a 2-CPU machine idle most of the time. Cutting each file on its own, closing a
+range once it reached the target, gave a 2-CPU stage over 168k rows tasks of 0.6k to 20k rows where
+10.5k were wanted, from row groups of 10,000 and each file's remainder; the second CPU idled while the
+longest ran.)
 
 Fused only if Ray Data is told the task count: left to itself it asks for ``read_op_min_num_blocks``
 (200) blocks, and when a datasource plans fewer tasks it splits every task's output into ``k`` blocks
@@ -33,7 +34,6 @@ come out exactly as ``read_parquet`` gives them (stages write byte-identical sha
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -68,27 +68,12 @@ def target_rows(total: int, cpus: int, tasks_per_cpu: int = TASKS_PER_CPU) -> in
 
 @dataclass(frozen=True)
 class _Group:
-    """One row group of the input (``index`` -1: a file without any, which carries only the schema),
-    and where it ends in the rows of all the input files."""
+    """One row group of the input (``index`` -1: a file without any, which carries only the schema)."""
 
     path: str
     index: int
     rows: int
     bytes: int
-    end: int
-
-
-def _cuts(ends: list[int], total: int, tasks: int) -> list[int]:
-    """For each ideal task boundary ``total * k / tasks``, the row-group end nearest to it (the earlier
-    on a tie), increasing, without repeats; always ending with ``total``."""
-    cuts: list[int] = []
-    for k in range(1, tasks):
-        ideal = total * k / tasks
-        i = bisect.bisect_left(ends, ideal)
-        nearest = min((ends[j] for j in (i - 1, i) if 0 <= j < len(ends)), key=lambda e: (abs(e - ideal), e))
-        if (cuts[-1] if cuts else 0) < nearest < total:
-            cuts.append(nearest)
-    return [*cuts, total]
 
 
 def _ranges(groups: list[_Group]) -> list[RowGroupRange]:
@@ -106,25 +91,25 @@ def _ranges(groups: list[_Group]) -> list[RowGroupRange]:
 def plan_tasks(
     paths: Sequence[str], cpus: int, tasks_per_cpu: int = TASKS_PER_CPU
 ) -> list[list[RowGroupRange]]:
-    """The read tasks over ``paths``: every row group, in order, cut into ``ceil(total / target_rows)``
-    tasks of rows as equal as row-group boundaries allow (see the module doc)."""
+    """The read tasks over ``paths``: every row group, in order across files, joins the current task
+    while that brings the task's rows nearer the target (see the module doc)."""
     groups: list[_Group] = []
-    end = 0
     for path in paths:
         meta = _parquet_file(path).metadata
         if meta.num_row_groups == 0:
-            groups.append(_Group(path, -1, 0, 0, end))
+            groups.append(_Group(path, -1, 0, 0))
         for index in range(meta.num_row_groups):
             group = meta.row_group(index)
-            end += group.num_rows
-            groups.append(_Group(path, index, group.num_rows, group.total_byte_size, end))
-    tasks = math.ceil(end / target_rows(end, cpus, tasks_per_cpu))
-    cuts = _cuts([g.end for g in groups], end, tasks)
+            groups.append(_Group(path, index, group.num_rows, group.total_byte_size))
+    target = target_rows(sum(g.rows for g in groups), cpus, tasks_per_cpu)
     planned: list[list[_Group]] = [[]]
+    rows = 0
     for g in groups:
-        if g.rows and g.end - g.rows >= cuts[len(planned) - 1]:  # starts past the current task's end
+        if rows and g.rows and abs(rows + g.rows - target) > abs(rows - target):
             planned.append([])
+            rows = 0
         planned[-1].append(g)
+        rows += g.rows
     return [_ranges(task) for task in planned]
 
 
