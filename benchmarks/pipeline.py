@@ -345,8 +345,7 @@ def print_pairs(lows: list[dict], highs: list[dict], lo: int, hi: int) -> None:
 def print_datatrove(cpus: int, ours: list[dict], theirs: list[dict]) -> None:
     """Each comparable step: datatrove's and our median seconds, CPU seconds and throughput, and the
     median of our ratio over the pairs of runs (datatrove's run i came right after our run i, so a slow
-    spell of a shared machine lands on both sides of a pair; comparing one side's median run with a
-    single run of the other, in another minute, moved a ratio by up to 0.5x)."""
+    spell of a shared machine lands on both sides of a pair, not on one side's run alone)."""
     docs = ours[0]["stages"]["02-clean"]["rows_in"]  # the documents datatrove gets: ingest's kept rows
     print(f"datatrove 0.10.1 vs aloe, {cpus} CPU (pinned, {load()}), {docs} documents, {len(ours)} pairs:")
     for stage, step in STEPS.items():
